@@ -1,0 +1,1 @@
+"""The Ray Serve graph: ingress, stage store, callback sender and node deployments."""

@@ -1,0 +1,111 @@
+"""CallbackSender deployment: drains the durable outbox and delivers callbacks over HTTP.
+
+Deliveries live in Redis (reuse/outbox.py), so a sender that restarts picks up where the
+last one stopped. It wakes when told (`notify`) and otherwise polls every second, which
+also picks up retries that fall due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import httpx
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from reuse.callbacks import AddressRefused, backoff_s, headers, pinned, resolve_checked, webhook_id
+from reuse.models import CallbackDelivery
+from reuse.outbox import Settlement
+from reuse.settings import Settings
+from reuse.status import DeliveryState
+
+log = logging.getLogger("reelserve.callbacks")
+POLL_S = 1.0
+
+
+class Deliverer:
+    """One HTTP try of one delivery, and what it means for the outbox."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = httpx.AsyncClient(
+            follow_redirects=False, timeout=settings.callback_timeout_s, trust_env=False
+        )
+
+    async def attempt(self, task_id: str, record: CallbackDelivery) -> Settlement:
+        s = self.settings
+        tries = record.attempts + 1
+        try:
+            addrs = await asyncio.to_thread(resolve_checked, record.url, s.callback_allow_cidrs)
+        except AddressRefused as exc:
+            return Settlement(DeliveryState.FAILED, f"refused: {exc}")
+        body = json.dumps(record.payload, ensure_ascii=False).encode()
+        hdrs = headers(s.callback_secret, webhook_id(task_id, record), body, time.time())
+        target, host, ext = pinned(record.url, addrs[0])
+        try:
+            resp = await self.client.post(target, content=body, headers={**hdrs, **host},
+                                          extensions=ext)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if resp.is_success:
+                return Settlement(DeliveryState.DELIVERED)
+            if resp.status_code == 410:
+                return Settlement(DeliveryState.GONE, "410 Gone: receiver asked to stop")
+            if resp.is_redirect:
+                return Settlement(DeliveryState.FAILED,
+                                  f"{resp.status_code} redirect refused (redirects not followed)")
+            error = f"HTTP {resp.status_code}"
+        if tries >= s.callback_max_attempts:
+            return Settlement(DeliveryState.FAILED, f"{error} (gave up after {tries} tries)")
+        delay = backoff_s(tries, s.callback_backoff_base_s, s.callback_backoff_max_s)
+        return Settlement(DeliveryState.QUEUED, error, retry_at=time.time() + delay)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=100)
+class CallbackSender:
+    def __init__(self, settings: Settings, store: DeploymentHandle) -> None:
+        self.store = store
+        self.deliverer = Deliverer(settings)
+        self.wake = asyncio.Event()
+        self.loop_task = asyncio.get_running_loop().create_task(self._drain_forever())
+
+    async def notify(self) -> None:
+        """Something was queued: look at the outbox now rather than at the next poll."""
+        self.wake.set()
+
+    async def ping(self) -> bool:
+        return not self.loop_task.done()
+
+    async def _drain_forever(self) -> None:
+        while True:
+            self.wake.clear()  # before reading, so a notify during the read is not lost
+            try:
+                batch = await self.store.take_due.remote(16)
+            except Exception:
+                log.exception("cannot read the outbox; retrying")
+                batch = []
+            if batch:
+                await asyncio.gather(*(self._deliver(t, r) for t, r in batch))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=POLL_S)
+
+    async def _deliver(self, task_id: str, record: CallbackDelivery) -> None:
+        result = await self.deliverer.attempt(task_id, record)
+        if result.state is not DeliveryState.DELIVERED:
+            log.warning("callback %s for %s: %s", record.url, task_id, result.error)
+        await self.store.settle.remote(task_id, record, result)
+
+    async def check_health(self) -> None:
+        if self.loop_task.done():
+            raise RuntimeError(f"outbox loop ended: {self.loop_task.exception()!r}")
+
+

@@ -1,0 +1,253 @@
+"""The ingress deployment: validates, makes the reuse decision, answers.
+
+A hit is answered from one Redis read, without a hop to another deployment (unless it has
+a callback to queue). Misses and waits go to the StageStore, which re-decides under its
+per-task lock and claims atomically; a won claim is handed to the node's deployment, whose
+`submit` returns at once, so nothing here awaits a node run.
+"""
+
+
+import asyncio
+import hmac
+import os
+import re
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from graph import errors, files
+from graph.errors import ApiError
+from graph.schemas import TASK_ID_PATTERN, TaskRequest, TaskResponse
+from nodes import registry
+from nodes.inputs import InputError, check_file_params, resolve_upstream
+from nodes.runner import Job
+from nodes.spec import NodeSpec
+from reuse import reuse_info
+from reuse.decide import Action, artifact_paths, decide
+from reuse.models import Stage, WorkflowContext, fingerprint
+from reuse.settings import Settings
+from reuse.status import MissReason
+from reuse.store import ClaimRequest, RedisStageStore
+
+api = FastAPI(
+    title="reelserve",
+    version="0.1.0",
+    description="Single-task API over media nodes, with stage reuse per task_id.",
+)
+errors.install(api)
+
+
+# Serve serializes this class by value when it is decorated, with only the globals its
+# code names that exist at that point. So: helpers stand above the class, and this module
+# has no `from __future__ import annotations` (FastAPI must see real annotation objects).
+def describe(spec: NodeSpec) -> dict[str, Any]:
+    return {
+        "task_name": spec.name, "family": spec.family, "summary": spec.summary,
+        "reuse_keys": list(spec.reuse_keys), "outputs": list(spec.outputs),
+        "required": list(spec.required),
+        "upstream": {p: [f"{t}.{k}" for t, k in s] for p, s in spec.upstream.items()},
+        "params_schema": spec.params.model_json_schema(),
+        "resources": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
+    }
+
+
+def _valid_id(task_id: str) -> str:
+    if not re.fullmatch(TASK_ID_PATTERN, task_id):
+        raise ApiError(422, f"task_id must match {TASK_ID_PATTERN}")
+    return task_id
+
+
+async def _awaited(call: Any) -> Any:
+    return await call
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=1000)
+@serve.ingress(api)
+class Ingress:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DeploymentHandle,
+        sender: DeploymentHandle,
+        nodes: dict[str, DeploymentHandle],
+    ) -> None:
+        self.settings = settings
+        self.reader = RedisStageStore(settings)  # plain reads only; writes go to `store`
+        self.store = store
+        self.sender = sender
+        self.nodes = nodes
+        self.specs = [spec for spec in registry.NODES if spec.name in nodes]
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _auth(self, request: Request) -> None:
+        key = self.settings.api_key
+        if not key:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        given = given or request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            raise ApiError(401, "missing or wrong API key")
+
+    def _spec(self, task_name: str) -> NodeSpec:
+        if task_name not in self.nodes:
+            raise ApiError(422, f"unknown task_name {task_name!r}",
+                           {"supported_tasks": [s.name for s in self.specs]})
+        spec = registry.get(task_name)
+        assert spec is not None
+        return spec
+
+    def _prepare(
+        self, spec: NodeSpec, params: dict[str, Any], context: WorkflowContext | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Blocking part of validation (file checks), run in a thread.
+
+        Returns the resolved params and whether the stored stage's artifacts exist.
+        """
+        stages = context.stages if context else {}
+        resolved = resolve_upstream(spec, params, stages)
+        check_file_params(spec, resolved, self.settings)
+        paths = artifact_paths(stages.get(spec.name), spec.reuse_keys)
+        return resolved, all(os.path.exists(p) for p in paths)
+
+    def _answer(
+        self, status_code: int, body: TaskRequest, status: str, message: str,
+        info: reuse_info.ReuseInfo, result: WorkflowContext | None = None,
+    ) -> JSONResponse:
+        resp = TaskResponse(
+            task_id=body.task_id, task_name=body.task_name, status=status,
+            message=message, reuse_info=reuse_info.to_dict(info),
+            result=result.model_dump(mode="json") if result else None,
+        )
+        return JSONResponse(status_code=status_code, content=resp.model_dump(mode="json"))
+
+    async def _hit(self, body: TaskRequest, stage: Stage, queued: bool) -> JSONResponse:
+        if body.callback and not queued:
+            await self.store.enqueue_hit.remote(body.task_id, body.task_name, body.callback)
+        if body.callback:
+            self.sender.notify.remote()  # fire and forget: the outbox is durable anyway
+        context = await self.reader.read_context(body.task_id)
+        return self._answer(200, body, "completed", "reused the stored result",
+                            reuse_info.hit(body.task_name, stage), context)
+
+    # ---- the task API ------------------------------------------------------------------
+
+    @api.post("/v1/tasks", response_model=TaskResponse, status_code=202,
+              responses={200: {"model": TaskResponse}})
+    async def create_task(self, body: TaskRequest, request: Request) -> JSONResponse:
+        self._auth(request)
+        spec = self._spec(body.task_name)
+        try:
+            params = spec.params.model_validate(body.input_data).model_dump(mode="json")
+        except ValidationError as exc:
+            raise errors.from_validation(exc, "input_data.") from exc
+        context = await self.reader.read_context(body.task_id)
+        try:
+            resolved, present = await asyncio.to_thread(self._prepare, spec, params, context)
+        except InputError as exc:
+            raise ApiError(422, f"input_data: {exc}") from exc
+        fp = fingerprint(resolved)
+        stage = context.stages.get(spec.name) if context else None
+        decision = decide(stage, reuse_keys=spec.reuse_keys, mode=body.reuse,
+                          now=time.time(), fingerprint=fp, artifacts_present=present)
+        if decision.action is Action.HIT:
+            assert stage is not None
+            return await self._hit(body, stage, queued=False)
+
+        claim = ClaimRequest(
+            task_id=body.task_id, task_name=spec.name, reuse_keys=list(spec.reuse_keys),
+            mode=body.reuse, input_params=resolved, fingerprint=fp,
+            request_params={"task_name": spec.name, "input_data": body.input_data,
+                            "callback_url": body.callback},
+        )
+        outcome = await self.store.claim.remote(claim, body.callback)
+        stage = Stage.model_validate(outcome["stage"])
+        action = Action(outcome["action"])
+        if action is Action.HIT:
+            return await self._hit(body, stage, queued=True)
+        if action is Action.WAIT:
+            return self._answer(202, body, "pending", "the node is already running this task; "
+                                "no second run", reuse_info.pending(spec.name, stage))
+        job = Job(task_id=body.task_id, task_name=spec.name, attempt=stage.attempt,
+                  input_params=resolved)
+        await self.nodes[spec.name].submit.remote(job)
+        reason = MissReason(outcome["reason"])
+        return self._answer(202, body, "pending", f"started ({reason.value})",
+                            reuse_info.miss(spec.name, reason, stage.attempt))
+
+    async def _context_or_404(self, task_id: str, request: Request) -> JSONResponse:
+        self._auth(request)
+        context = await self.reader.read_context(task_id)
+        if context is None:
+            raise ApiError(404, f"task {task_id!r} not found")
+        return JSONResponse(context.model_dump(mode="json"))
+
+    @api.get("/v1/tasks/supported-tasks")
+    async def supported_tasks(self) -> dict[str, Any]:
+        return {"tasks": [describe(spec) for spec in self.specs]}
+
+    @api.get("/v1/tasks/{task_id}/status")
+    async def status(self, task_id: str, request: Request) -> JSONResponse:
+        return await self._context_or_404(_valid_id(task_id), request)
+
+    @api.get("/v1/tasks/{task_id}/result")
+    async def result(self, task_id: str, request: Request) -> JSONResponse:
+        return await self._context_or_404(_valid_id(task_id), request)
+
+    @api.delete("/v1/tasks/{task_id}")
+    async def delete_task(self, task_id: str, request: Request, force: bool = False) -> Any:
+        self._auth(request)
+        outcome = await self.store.delete_job.remote(_valid_id(task_id), force)
+        if outcome["busy"] and not force:
+            raise ApiError(409, f"stages still running: {outcome['busy']}; use ?force=true",
+                           {"busy": outcome["busy"]})
+        if not outcome["deleted"]:
+            raise ApiError(404, f"task {task_id!r} not found")
+        return {"task_id": task_id, "deleted": True}
+
+    # ---- files -------------------------------------------------------------------------
+
+    @api.post("/v1/files", status_code=201)
+    async def upload(self, request: Request, file: UploadFile, path: str = "") -> Any:
+        self._auth(request)
+        return await files.save(self.settings.storage_root, file, path)
+
+    @api.get("/v1/files/{path:path}")
+    async def download(self, path: str, request: Request) -> FileResponse:
+        self._auth(request)
+        return FileResponse(await files.existing(self.settings.storage_root, path))
+
+    @api.delete("/v1/files/{path:path}")
+    async def delete_file(self, path: str, request: Request) -> Any:
+        self._auth(request)
+        return await files.delete(self.settings.storage_root, path)
+
+    # ---- health ------------------------------------------------------------------------
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(self) -> JSONResponse:
+        checks: dict[str, str] = {}
+        probes = {
+            "redis": lambda: self.reader.redis.ping(),
+            "stage_store": lambda: self.store.ping.remote(),
+            "callback_sender": lambda: self.sender.ping.remote(),
+        }
+        for name, probe in probes.items():
+            try:
+                ok = bool(await asyncio.wait_for(_awaited(probe()), timeout=3))
+                checks[name] = "ok" if ok else "failing"
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {exc}"[:200]
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"status": "ready" if ready else "not ready",
+                                     "checks": checks})

@@ -1,0 +1,67 @@
+"""One Serve deployment per node, all built from this class and the registry.
+
+`submit` starts the run in the replica's own task and returns at once, so the run
+outlives the HTTP request that caused it (DESIGN §2: Serve cancels calls the ingress
+awaits when the client disconnects; a task started here is not cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from nodes import registry
+from nodes.runner import Job, NodeRunner
+from reuse.settings import Settings
+
+log = logging.getLogger("reelserve.nodes")
+
+
+class HandleWriter:
+    """StageWriter over the StageStore deployment handle."""
+
+    def __init__(self, store: DeploymentHandle) -> None:
+        self.store = store
+
+    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
+        return bool(await self.store.start.remote(task_id, task_name, attempt))
+
+    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
+        return bool(await self.store.heartbeat.remote(task_id, task_name, attempt, progress))
+
+    async def finish(
+        self, task_id: str, task_name: str, attempt: int,
+        output: dict[str, Any] | None, error: str | None,
+    ) -> bool:
+        return bool(await self.store.finish.remote(task_id, task_name, attempt, output, error))
+
+
+@serve.deployment
+class NodeDeployment:
+    def __init__(
+        self, task_name: str, settings: Settings, store: DeploymentHandle,
+        sender: DeploymentHandle,
+    ) -> None:
+        spec = registry.get(task_name)
+        if spec is None:
+            raise ValueError(f"unknown node {task_name!r}")
+        self.sender = sender
+        engine = spec.load(settings) if spec.load else None  # once per replica
+        self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify)
+        self.running: set[asyncio.Task[Any]] = set()
+
+    async def _notify(self) -> None:
+        await self.sender.notify.remote()
+
+    async def submit(self, job: Job) -> bool:
+        task = asyncio.get_running_loop().create_task(self.runner.run(job))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return True
+
+    async def in_flight(self) -> int:
+        return len(self.running)

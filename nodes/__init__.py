@@ -1,0 +1,1 @@
+"""Nodes: the registry, the shared runner, input handling and one module per family."""

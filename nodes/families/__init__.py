@@ -1,0 +1,1 @@
+"""One module per node family; each exports NodeSpec objects for the registry."""

@@ -1,0 +1,170 @@
+"""ffmpeg.split_audio_segments: one audio file per subtitle segment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+import srt
+from pydantic import Field, model_validator
+
+from nodes.inputs import fetch_input
+from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
+from nodes.spec import NodeParams, NodeSpec, RunContext
+
+
+class SplitAudioParams(NodeParams):
+    audio_path: str | None = Field(default=None, description="Audio file, path or URL.")
+    subtitle_path: str | None = Field(
+        default=None, description="SRT, or JSON segments ({segments: [...]} or a list) with "
+        "start/end in seconds and an optional speaker.")
+    output_format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
+    sample_rate: int = Field(default=16000, ge=8000, le=192000)
+    channels: int = Field(default=1, ge=1, le=2)
+    min_segment_duration: float = Field(default=1.0, ge=0)
+    max_segment_duration: float = Field(default=30.0, gt=0)
+    group_by_speaker: bool = False
+    include_silence: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SplitAudioParams:
+        if self.max_segment_duration < self.min_segment_duration:
+            raise ValueError("max_segment_duration must be >= min_segment_duration")
+        return self
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str = ""
+    speaker: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def load_segments(path: str) -> list[Segment]:
+    text = Path(path).read_text(encoding="utf-8-sig")
+    if path.lower().endswith(".srt") or not text.lstrip().startswith(("{", "[")):
+        try:
+            subs = list(srt.parse(text))
+        except srt.SRTParseError as exc:
+            raise MediaError(f"{path} is neither JSON segments nor a valid SRT: {exc}") from exc
+        return [Segment(s.start.total_seconds(), s.end.total_seconds(), s.content) for s in subs]
+    data = json.loads(text)
+    items = data.get("segments", []) if isinstance(data, dict) else data
+    out = []
+    for item in items:
+        try:
+            out.append(Segment(float(item["start"]), float(item["end"]),
+                               str(item.get("text", "")), item.get("speaker")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MediaError(f"{path}: a segment lacks numeric start/end: {item!r}") from exc
+    return out
+
+
+def plan_segments(
+    segments: list[Segment], total: float, p: SplitAudioParams
+) -> tuple[list[Segment], int]:
+    """Apply the duration rules. Returns (pieces to cut, number skipped as too short).
+
+    Shorter than min: skipped. Longer than max: cut into equal pieces no longer than max.
+    include_silence adds the gaps between segments (speaker "silence").
+    """
+    ordered = sorted(segments, key=lambda s: s.start)
+    if p.include_silence:
+        gaps, cursor = [], 0.0
+        for seg in ordered:
+            if seg.start > cursor:
+                gaps.append(Segment(cursor, seg.start, "", "silence"))
+            cursor = max(cursor, seg.end)
+        if total > cursor:
+            gaps.append(Segment(cursor, total, "", "silence"))
+        ordered = sorted(ordered + gaps, key=lambda s: s.start)
+    pieces, skipped = [], 0
+    for seg in ordered:
+        seg = Segment(max(0.0, seg.start), min(total, seg.end), seg.text, seg.speaker)
+        if seg.duration < p.min_segment_duration or seg.duration <= 0:
+            skipped += 1
+            continue
+        n = max(1, int(np.ceil(seg.duration / p.max_segment_duration - 1e-9)))
+        step = seg.duration / n
+        pieces += [Segment(seg.start + i * step, seg.start + (i + 1) * step, seg.text, seg.speaker)
+                   for i in range(n)]
+    return pieces, skipped
+
+
+def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str, Any]:
+    assert params.audio_path and params.subtitle_path
+    audio = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
+    subs = fetch_input(params.subtitle_path, ctx.workdir, ctx.settings)
+    segments = load_segments(subs)
+    # decode once to PCM at the requested rate/channels, then cut in memory
+    pcm = ctx.workdir / "decoded.wav"
+    run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
+               ["-i", audio, "-vn", "-ac", str(params.channels), "-ar", str(params.sample_rate),
+                "-c:a", "pcm_f32le", str(pcm)], duration=probe(audio).duration)
+    samples, sr = sf.read(pcm, dtype="float32", always_2d=True)
+    pcm.unlink()
+    total = len(samples) / sr
+    pieces, skipped = plan_segments(segments, total, params)
+    out_dir = ctx.workdir / "segments"
+    out_dir.mkdir()
+    files: list[dict[str, Any]] = []
+    failed = 0
+    summary: dict[str, dict[str, Any]] = {}
+    for i, seg in enumerate(pieces):
+        folder = out_dir / (seg.speaker or "unknown") if params.group_by_speaker else out_dir
+        folder.mkdir(exist_ok=True)
+        name = f"segment_{i:04d}_{seg.start:.2f}-{seg.end:.2f}.{params.output_format}"
+        try:
+            sf.write(folder / name, samples[int(seg.start * sr):int(seg.end * sr)], sr)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            failed += 1
+            files.append({"index": i, "error": str(exc)})
+            continue
+        files.append({"index": i, "file": str(folder / name), "start": round(seg.start, 3),
+                      "end": round(seg.end, 3), "duration": round(seg.duration, 3),
+                      "text": seg.text, "speaker": seg.speaker})
+        spk = summary.setdefault(seg.speaker or "unknown", {"count": 0, "duration": 0.0})
+        spk["count"] += 1
+        spk["duration"] = round(spk["duration"] + seg.duration, 3)
+        ctx.report_progress((i + 1) / len(pieces))
+    ok = len(pieces) - failed
+    info_file = ctx.workdir / "split_info.json"
+    info = {"audio_path": audio, "subtitle_path": subs, "params": params.model_dump(),
+            "segments": files, "skipped_segments": skipped}
+    info_file.write_text(json.dumps(info, ensure_ascii=False, indent=2))
+    return {
+        "audio_segments_dir": str(out_dir), "split_info_file": str(info_file),
+        "total_segments": len(pieces), "successful_segments": ok, "failed_segments": failed,
+        "skipped_segments": skipped,
+        "total_duration": round(sum(p.duration for p in pieces), 3),
+        "segments_count": ok, "speaker_summary": summary,
+    }
+
+
+SPECS = (
+    NodeSpec(
+        name="ffmpeg.split_audio_segments", family="ffmpeg",
+        summary="Cut audio into one file per subtitle segment (optionally per speaker).",
+        params=SplitAudioParams, run=split_audio_segments,
+        reuse_keys=("audio_segments_dir",),
+        outputs=("audio_segments_dir", "split_info_file", "total_segments",
+                 "successful_segments", "failed_segments", "skipped_segments",
+                 "total_duration", "segments_count", "speaker_summary"),
+        upstream={
+            "audio_path": (("audio_separator.separate_vocals", "vocal_audio"),
+                           ("ffmpeg.extract_audio", "audio_path")),
+            "subtitle_path": (("wservice.generate_subtitle_files", "subtitle_path"),
+                              ("wservice.generate_subtitle_files", "json_path")),
+        },
+        required=("audio_path", "subtitle_path"), file_params=("audio_path", "subtitle_path"),
+    ),
+)

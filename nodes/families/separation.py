@@ -1,0 +1,122 @@
+"""audio_separator.separate_vocals with the embedded REPET-SIM engine (librosa).
+
+REPET-SIM (Rafii & Pardo 2012) models the accompaniment as what repeats: each spectrogram
+frame is compared with its nearest neighbours (cosine), their median is the repeating
+part, and soft masks split the mix. It needs no weights, so it runs offline anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nodes.inputs import fetch_input
+from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
+from nodes.spec import NodeParams, NodeSpec, RunContext
+
+QualityMode = Literal["default", "fast", "high_quality"]
+# quality mode -> (sample rate, n_fft, neighbour window in seconds, vocal mask margin)
+PROFILES: dict[str, tuple[int, int, float, float]] = {
+    "fast": (22050, 1024, 1.0, 8.0),
+    "default": (44100, 2048, 2.0, 10.0),
+    "high_quality": (44100, 4096, 3.0, 12.0),
+}
+
+
+class SeparatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_name: str | None = None
+    model_type: Literal["repet_sim"] | None = None
+    quality_mode: QualityMode | None = None
+    output_format: Literal["flac", "wav"] | None = None
+
+
+class SeparateVocalsParams(NodeParams):
+    audio_path: str | None = Field(default=None, description="Mix to separate: path or URL.")
+    video_path: str | None = Field(default=None, description="Used when audio_path is absent.")
+    model_name: str | None = Field(default=None, description="Engine model (embedded: ignored).")
+    model_type: Literal["repet_sim"] = Field(
+        default="repet_sim", description="Separation engine. Embedded: repet_sim.")
+    quality_mode: QualityMode = "default"
+    output_format: Literal["flac", "wav"] = "flac"
+    audio_separator_config: SeparatorConfig | None = Field(
+        default=None, description="The same keys, nested (reference-compatible).")
+
+    @model_validator(mode="after")
+    def _merge_nested(self) -> SeparateVocalsParams:
+        nested = self.audio_separator_config
+        if nested is not None:
+            for key, value in nested.model_dump(exclude_none=True).items():
+                if key not in self.model_fields_set:
+                    setattr(self, key, value)
+        return self
+
+
+def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.ndarray]:
+    """Split a (channels, samples) mix into (vocals, accompaniment) of the same shape."""
+    import librosa
+
+    _, n_fft, window_s, margin_v = PROFILES[quality]
+    stfts = [librosa.stft(ch, n_fft=n_fft) for ch in mix]
+    mag = np.mean([np.abs(s) for s in stfts], axis=0)
+    width = max(3, int(librosa.time_to_frames(window_s, sr=sr, n_fft=n_fft)))
+    width = min(width, max(1, (mag.shape[1] - 1) // 2))
+    repeating = librosa.decompose.nn_filter(mag, aggregate=np.median, metric="cosine",
+                                            width=width) if mag.shape[1] > 2 * width else mag
+    repeating = np.minimum(mag, repeating)
+    mask_v = librosa.util.softmask(mag - repeating, margin_v * repeating, power=2)
+    mask_a = librosa.util.softmask(repeating, 2.0 * (mag - repeating), power=2)
+    n = mix.shape[1]
+    vocals = np.stack([librosa.istft(mask_v * s, n_fft=n_fft, length=n) for s in stfts])
+    accomp = np.stack([librosa.istft(mask_a * s, n_fft=n_fft, length=n) for s in stfts])
+    return vocals, accomp
+
+
+def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, Any]:
+    source = params.audio_path or params.video_path
+    assert source
+    src = fetch_input(source, ctx.workdir, ctx.settings)
+    info = probe(src)
+    if not info.has_audio:
+        raise MediaError(f"{source} has no audio stream")
+    sr = PROFILES[params.quality_mode][0]
+    decoded = ctx.workdir / "mix.wav"
+    run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
+               ["-i", src, "-vn", "-ar", str(sr), "-c:a", "pcm_f32le", str(decoded)],
+               duration=info.duration, progress=lambda f: ctx.report_progress(0.2 * f))
+    mix, sr = sf.read(decoded, dtype="float32", always_2d=True)
+    decoded.unlink()
+    ctx.report_progress(0.25)
+    vocals, accomp = repet_sim(mix.T, sr, params.quality_mode)
+    ctx.report_progress(0.9)
+    ext = params.output_format
+    vocal_path = ctx.workdir / f"vocals.{ext}"
+    accomp_path = ctx.workdir / f"instrumental.{ext}"
+    sf.write(vocal_path, vocals.T, sr)
+    sf.write(accomp_path, accomp.T, sr)
+    return {
+        "vocal_audio": str(vocal_path),
+        "instrumental_audio": str(accomp_path),
+        "all_audio_files": [str(vocal_path), str(accomp_path)],
+        "model_used": "repet_sim",
+        "engine": "embedded",
+        "quality_mode": params.quality_mode,
+    }
+
+
+SPECS = (
+    NodeSpec(
+        name="audio_separator.separate_vocals", family="audio_separator",
+        summary="Split a mix into vocals and accompaniment.",
+        params=SeparateVocalsParams, run=separate_vocals,
+        reuse_keys=("vocal_audio",),
+        outputs=("vocal_audio", "instrumental_audio", "all_audio_files", "model_used",
+                 "engine", "quality_mode"),
+        upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),)},
+        required=("audio_path|video_path",), file_params=("audio_path", "video_path"),
+        num_cpus=0.5, num_gpus=0.25, max_ongoing_requests=2,
+    ),
+)

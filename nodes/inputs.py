@@ -1,0 +1,126 @@
+"""Input files: paths confined to the storage root, URL downloads, upstream sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from nodes.spec import NodeSpec
+from reuse.callbacks import AddressRefused, check_url_syntax, pinned, resolve_checked
+from reuse.decide import is_empty
+from reuse.models import Stage
+from reuse.settings import Settings
+from reuse.status import StageStatus
+
+
+class InputError(ValueError):
+    """A bad input the caller can fix: reported as 422 with this message."""
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def confine(value: str, root: Path) -> Path:
+    """A local path (absolute, or relative to the storage root) that must stay inside root."""
+    root = root.resolve()
+    path = Path(value)
+    candidate = (path if path.is_absolute() else root / path).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise InputError(f"{value!r} is outside the storage root {str(root)!r}")
+    return candidate
+
+
+def check_local_file(value: str, root: Path) -> str:
+    path = confine(value, root)
+    if not path.is_file():
+        raise InputError(f"{value!r} does not exist under the storage root")
+    return str(path)
+
+
+def resolve_upstream(
+    spec: NodeSpec, params: dict[str, Any], stages: dict[str, Stage]
+) -> dict[str, Any]:
+    """Fill missing params from SUCCESS stages of the same job, in the declared order.
+
+    An explicit param always wins over an upstream source.
+    """
+    resolved = dict(params)
+    for name, sources in spec.upstream.items():
+        if not is_empty(resolved.get(name)):
+            continue
+        for task_name, key in sources:
+            stage = stages.get(task_name)
+            if stage and stage.status is StageStatus.SUCCESS and not is_empty(
+                stage.output.get(key)
+            ):
+                resolved[name] = stage.output[key]
+                break
+    problems = []
+    for requirement in spec.required:  # "a|b" means one of a, b
+        names = requirement.split("|")
+        if all(is_empty(resolved.get(n)) for n in names):
+            hint = "'" + "' or '".join(names) + "' is required"
+            found = [f"{t}.{k}" for n in names for t, k in spec.upstream.get(n, ())]
+            if found:
+                hint += " (or a SUCCESS stage of " + " / ".join(found) + " in this task)"
+            problems.append(hint)
+    if problems:
+        raise InputError("; ".join(problems))
+    return resolved
+
+
+def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> None:
+    """Request-time check: local inputs exist under the root; URLs are http(s)."""
+    for name in spec.file_params:
+        value = params.get(name)
+        if is_empty(value):
+            continue
+        if not isinstance(value, str):
+            raise InputError(f"'{name}' must be a path or an http(s) URL")
+        if is_url(value):
+            try:
+                check_url_syntax(value)
+            except AddressRefused as exc:
+                raise InputError(f"'{name}': {exc}") from exc
+        else:
+            params[name] = check_local_file(value, settings.storage_root)
+
+
+def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
+    """Run-time: a local path is re-checked; a URL is downloaded into the job folder."""
+    if not is_url(value):
+        return check_local_file(value, settings.storage_root)
+    addrs = resolve_checked(value, settings.callback_allow_cidrs)
+    name = os.path.basename(unquote(urlsplit(value).path)) or "input"
+    dest_dir = workdir / "inputs"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / name
+    limit = settings.download_max_bytes
+    transport = httpx.HTTPTransport(retries=1)
+    target, host, ext = pinned(value, addrs[0])
+    with httpx.Client(
+        follow_redirects=False, timeout=settings.download_timeout_s, transport=transport
+    ) as client, client.stream("GET", target, headers=host, extensions=ext) as resp:
+        if resp.is_redirect:
+            raise InputError(f"{value} answered a redirect; redirects are not followed")
+        resp.raise_for_status()
+        size = 0
+        with open(dest, "wb") as fh:
+            for chunk in resp.iter_bytes(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise InputError(f"{value} is larger than the {limit}-byte limit")
+                fh.write(chunk)
+    return str(dest)
+
+
+def reset_workdir(workdir: Path) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)

@@ -1,0 +1,121 @@
+"""The one node runner: start (fenced), heartbeat with progress, run, finish (fenced).
+
+Family modules only provide a blocking `run(params, ctx)`. Everything else about a node's
+lifecycle is here, so every node writes its stage and ends its attempt the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from nodes.inputs import reset_workdir
+from nodes.spec import NodeSpec, RunContext
+from reuse.settings import Settings
+from reuse.status import StageStatus
+
+log = logging.getLogger("reelserve.runner")
+
+
+class Job(BaseModel):
+    """What the ingress hands to a node deployment after a successful claim."""
+
+    task_id: str
+    task_name: str
+    attempt: int
+    input_params: dict[str, Any]
+
+
+class StageWriter(Protocol):
+    """Fenced stage writes; each returns False when the attempt is no longer current."""
+
+    async def start(self, task_id: str, task_name: str, attempt: int) -> bool: ...
+
+    async def heartbeat(
+        self, task_id: str, task_name: str, attempt: int, progress: float
+    ) -> bool: ...
+
+    async def finish(
+        self, task_id: str, task_name: str, attempt: int,
+        output: dict[str, Any] | None, error: str | None,
+    ) -> bool: ...
+
+
+class NodeRunner:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        settings: Settings,
+        writer: StageWriter,
+        engine: Any = None,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.writer = writer
+        self.engine = engine
+        self.on_finished = on_finished
+        self.slots = asyncio.Semaphore(spec.max_ongoing_requests)
+
+    async def _wait_for_slot(self, key: tuple[str, str, int]) -> bool:
+        """Queue for a run slot, keeping the claim's lease alive while waiting."""
+        while True:
+            try:
+                await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.heartbeat_s)
+                return True
+            except TimeoutError:
+                if not await self.writer.heartbeat(*key, 0.0):
+                    return False
+
+    def _call(self, job: Job, ctx: RunContext) -> dict[str, Any]:
+        reset_workdir(ctx.workdir)
+        params = self.spec.params.model_validate(job.input_params)
+        return self.spec.run(params, ctx)
+
+    async def run(self, job: Job) -> StageStatus | None:
+        """Run one claimed attempt to its end. Returns the final status, None if fenced out."""
+        key = (job.task_id, job.task_name, job.attempt)
+        if not await self._wait_for_slot(key):
+            log.warning("attempt %s was superseded while queued", key)
+            return None
+        try:
+            return await self._run_in_slot(job, key)
+        finally:
+            self.slots.release()
+
+    async def _run_in_slot(self, job: Job, key: tuple[str, str, int]) -> StageStatus | None:
+        if not await self.writer.start(*key):
+            log.warning("attempt %s is no longer current; not started", key)
+            return None
+        ctx = RunContext(
+            task_id=job.task_id, task_name=job.task_name, attempt=job.attempt,
+            workdir=self.settings.storage_root / job.task_id / job.task_name,
+            settings=self.settings, engine=self.engine,
+        )
+        work = asyncio.ensure_future(asyncio.to_thread(self._call, job, ctx))
+        current = True
+        while not work.done():
+            await asyncio.wait({work}, timeout=self.settings.heartbeat_s)
+            if not work.done() and current:
+                current = await self.writer.heartbeat(*key, ctx.progress)
+                if not current:
+                    log.warning("attempt %s was superseded while running", key)
+        output: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            output = work.result()
+        except Exception as exc:
+            log.exception("node %s failed for %s", job.task_name, job.task_id)
+            error = f"{type(exc).__name__}: {exc}"
+        accepted = await self.writer.finish(*key, output, error)
+        if not accepted:
+            log.warning("late finish of %s rejected by the fence", key)
+        if self.on_finished is not None:
+            await self.on_finished()
+        if not accepted:
+            return None
+        return StageStatus.FAILED if error is not None else StageStatus.SUCCESS

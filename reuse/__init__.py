@@ -1,0 +1,1 @@
+"""The reuse core: stage models, the pure reuse decision, Redis keys and the stage store."""

@@ -1,0 +1,41 @@
+"""Every Redis key name reelserve uses. Nothing else builds key strings.
+
+All of a job's keys share the `{task_id}` hash tag, so they sit in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "rs"
+
+
+def stages(task_id: str) -> str:
+    """Hash: field = task_name, value = Stage JSON."""
+    return f"{PREFIX}:{{{task_id}}}:stages"
+
+
+def meta(task_id: str) -> str:
+    """Hash: workflow_id, create_at, updated_at, shared_storage_path, input_params (JSON)."""
+    return f"{PREFIX}:{{{task_id}}}:meta"
+
+
+def callbacks(task_id: str) -> str:
+    """Hash: field = delivery id, value = CallbackDelivery JSON."""
+    return f"{PREFIX}:{{{task_id}}}:callbacks"
+
+
+def job_keys(task_id: str) -> list[str]:
+    return [stages(task_id), meta(task_id), callbacks(task_id)]
+
+
+def outbox() -> str:
+    """Sorted set: member = '<task_id> <delivery id>', score = unix time it is due."""
+    return f"{PREFIX}:outbox"
+
+
+def outbox_member(task_id: str, delivery_id: str) -> str:
+    return f"{task_id} {delivery_id}"
+
+
+def parse_outbox_member(member: str) -> tuple[str, str]:
+    task_id, delivery_id = member.split(" ", 1)
+    return task_id, delivery_id

@@ -1,0 +1,141 @@
+"""The durable callback outbox in Redis: subscriptions, queueing, taking and settling.
+
+A delivery is WAITING while its attempt runs, QUEUED (payload frozen, in the outbox zset)
+once the attempt ends or for a reuse hit, then DELIVERED, FAILED or GONE. The outbox is a
+sorted set scored by due time; a sender takes due members by pushing them ahead by
+`callback_inflight_s`, so a sender that dies mid-delivery loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from reuse import keys
+from reuse.callbacks import build_payload
+from reuse.models import CallbackDelivery, Stage, iso
+from reuse.status import DeliveryState, MissReason
+from reuse.store import RedisStageStore
+
+
+def delivery_id(task_name: str, attempt: int, url: str) -> str:
+    """One delivery per (attempt, URL): a URL subscribed twice gets one callback."""
+    return f"{task_name}:{attempt}:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class Settlement:
+    state: DeliveryState
+    error: str | None = None
+    retry_at: float | None = None  # set when the delivery is to be tried again
+
+
+class Outbox:
+    def __init__(self, store: RedisStageStore) -> None:
+        self.store = store
+
+    async def _put(
+        self, task_id: str, record: CallbackDelivery, guard: str, score: str
+    ) -> bool:
+        member = keys.outbox_member(task_id, record.id)
+        job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id)]
+        args: list[str | int] = [
+            record.id, record.model_dump_json(), guard, score, member, self.store.ttl_ms
+        ]
+        return bool(await self.store._put_delivery(keys=job, args=args))
+
+    async def subscribe(
+        self, task_id: str, task_name: str, attempt: int, url: str,
+        kind: str = "wait", reason: MissReason | None = None,
+    ) -> CallbackDelivery:
+        """Subscribe a URL to an attempt's end. Idempotent per (attempt, URL)."""
+        record = CallbackDelivery(
+            id=delivery_id(task_name, attempt, url), url=url, task_name=task_name,
+            attempt=attempt, kind=kind, reason=reason.value if reason else None,
+            created_at=iso(time.time()),
+        )
+        await self._put(task_id, record, guard="absent", score="")
+        # The attempt may have ended between the caller's read and this write: promote now.
+        stage = await self.store.read_stage(task_id, task_name)
+        if stage is None or stage.attempt != attempt or stage.status.terminal:
+            await self.promote_waiting(task_id, task_name, attempt)
+        return record
+
+    async def promote_waiting(self, task_id: str, task_name: str, attempt: int) -> int:
+        """Queue every WAITING delivery of an ended attempt, with its payload frozen."""
+        stage = await self.store.read_stage(task_id, task_name)
+        waiting = [
+            d for d in await self.store.read_deliveries(task_id)
+            if d.task_name == task_name and d.attempt == attempt
+            and d.state is DeliveryState.WAITING
+        ]
+        if not waiting:
+            return 0
+        context = await self.store.read_context(task_id)
+        now = time.time()
+        queued = 0
+        for record in waiting:
+            if stage is None or context is None or stage.attempt != attempt:
+                # The attempt was superseded (its lease expired): nothing final to report.
+                update = record.model_copy(update={
+                    "state": DeliveryState.FAILED,
+                    "last_error": "the attempt was superseded before it ended",
+                })
+                await self._put(task_id, update, guard=DeliveryState.WAITING, score="")
+                continue
+            if not stage.status.terminal:
+                continue
+            update = record.model_copy(update={
+                "state": DeliveryState.QUEUED, "next_attempt_at": now,
+                "payload": build_payload(task_id, record, stage, context),
+            })
+            if await self._put(task_id, update, guard=DeliveryState.WAITING, score=str(now)):
+                queued += 1
+        return queued
+
+    async def enqueue_hit(self, task_id: str, task_name: str, stage: Stage, url: str) -> None:
+        """A reuse hit with a callback URL: that URL is called; the stage is not touched."""
+        now = time.time()
+        record = CallbackDelivery(
+            id=f"hit:{task_name}:{stage.attempt}:{uuid.uuid4().hex[:12]}", url=url,
+            task_name=task_name, attempt=stage.attempt, kind="hit",
+            state=DeliveryState.QUEUED, created_at=iso(now), next_attempt_at=now,
+        )
+        context = await self.store.read_context(task_id)
+        assert context is not None
+        record.payload = build_payload(task_id, record, stage, context)
+        await self._put(task_id, record, guard="absent", score=str(now))
+
+    async def take_due(self, limit: int = 16) -> list[tuple[str, CallbackDelivery]]:
+        now = time.time()
+        members = await self.store._take_due(
+            keys=[keys.outbox()], args=[now, limit, self.store.settings.callback_inflight_s]
+        )
+        out: list[tuple[str, CallbackDelivery]] = []
+        for member in members:
+            task_id, did = keys.parse_outbox_member(member)
+            raw = await self.store.redis.hget(keys.callbacks(task_id), did)
+            if raw is None:  # the job was deleted or expired
+                await self.store.redis.zrem(keys.outbox(), member)
+                continue
+            record = CallbackDelivery.model_validate_json(raw)
+            if record.state is DeliveryState.QUEUED:
+                out.append((task_id, record))
+            else:
+                await self.store.redis.zrem(keys.outbox(), member)
+        return out
+
+    async def settle(self, task_id: str, record: CallbackDelivery, result: Settlement) -> None:
+        """Record one HTTP try: delivered, retry later, or give up."""
+        now = time.time()
+        update = record.model_copy(update={
+            "attempts": record.attempts + 1,
+            "last_error": result.error,
+            "state": result.state,
+            "delivered_at": iso(now) if result.state is DeliveryState.DELIVERED else None,
+            "next_attempt_at": result.retry_at,
+        })
+        score = str(result.retry_at) if result.retry_at is not None else "-"
+        await self._put(task_id, update, guard=DeliveryState.QUEUED, score=score)

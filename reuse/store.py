@@ -1,0 +1,235 @@
+"""The Redis side of the stage store: reads, the atomic claim, fenced stage transitions.
+
+Every mutation is atomic in Redis itself (a compare-and-set Lua script on the stage's
+`rev`), so correctness never depends on there being one writer. The StageStore deployment
+(graph/store.py) additionally serializes writes per task_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from reuse import keys
+from reuse.decide import Action, Decision, artifact_paths, decide
+from reuse.models import CallbackDelivery, JobMeta, Stage, WorkflowContext, iso, parse_iso
+from reuse.settings import Settings
+from reuse.status import ReuseMode, StageStatus
+
+
+def _lua(name: str) -> str:
+    return resources.files("reuse").joinpath("lua", name).read_text()
+
+
+@dataclass
+class ClaimRequest:
+    task_id: str
+    task_name: str
+    reuse_keys: list[str]
+    mode: ReuseMode
+    input_params: dict[str, Any]  # resolved params the node will run with
+    fingerprint: str
+    request_params: dict[str, Any]  # the request as received, for meta.input_params
+
+
+@dataclass
+class ClaimOutcome:
+    decision: Decision
+    stage: Stage  # the stage as stored after the claim (new PENDING, or the existing one)
+
+
+class StaleWrite(Exception):
+    """A fenced write whose attempt is no longer current, or whose stage is terminal."""
+
+
+class RedisStageStore:
+    def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis: aioredis.Redis = client or aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True
+        )
+        self._cas = self.redis.register_script(_lua("cas_stage.lua"))
+        self._put_delivery = self.redis.register_script(_lua("put_delivery.lua"))
+        self._take_due = self.redis.register_script(_lua("take_due.lua"))
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.settings.stage_ttl_s * 1000)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # ---- reads -------------------------------------------------------------------------
+
+    async def read_stage(self, task_id: str, task_name: str) -> Stage | None:
+        raw = await self.redis.hget(keys.stages(task_id), task_name)
+        return Stage.from_json(raw) if raw else None
+
+    async def read_stages(self, task_id: str) -> dict[str, Stage]:
+        raw = await self.redis.hgetall(keys.stages(task_id))
+        return {str(name): Stage.from_json(value) for name, value in raw.items()}
+
+    async def read_deliveries(self, task_id: str) -> list[CallbackDelivery]:
+        raw = await self.redis.hgetall(keys.callbacks(task_id))
+        return [CallbackDelivery.model_validate_json(v) for v in raw.values()]
+
+    async def read_context(self, task_id: str) -> WorkflowContext | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.meta(task_id))
+            pipe.hgetall(keys.stages(task_id))
+            pipe.hgetall(keys.callbacks(task_id))
+            meta_raw, stages_raw, cb_raw = await pipe.execute()
+        if not meta_raw:
+            return None
+        meta = JobMeta(
+            workflow_id=meta_raw["workflow_id"],
+            create_at=meta_raw["create_at"],
+            updated_at=meta_raw.get("updated_at", meta_raw["create_at"]),
+            shared_storage_path=meta_raw["shared_storage_path"],
+            input_params=json.loads(meta_raw.get("input_params", "{}")),
+        )
+        stages = {name: Stage.from_json(v) for name, v in stages_raw.items()}
+        deliveries = [CallbackDelivery.model_validate_json(v) for v in cb_raw.values()]
+        return WorkflowContext.build(meta, stages, deliveries)
+
+    async def artifacts_present(self, stage: Stage | None, reuse_keys: list[str]) -> bool:
+        paths = artifact_paths(stage, reuse_keys)
+        if not paths:
+            return True
+        exists = await asyncio.to_thread(lambda: all(os.path.exists(p) for p in paths))
+        return exists
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def job_folder(self, task_id: str) -> str:
+        return str(self.settings.storage_root / task_id)
+
+    async def _write_stage(
+        self,
+        task_id: str,
+        task_name: str,
+        expected_rev: int,
+        stage: Stage,
+        request_params: dict[str, Any] | None = None,
+    ) -> bool:
+        now = iso(time.time())
+        setnx = ["workflow_id", task_id, "create_at", now,
+                 "shared_storage_path", self.job_folder(task_id)]
+        setall = ["updated_at", now]
+        if request_params is not None:
+            setall += ["input_params", json.dumps(request_params)]
+        args: list[Any] = [task_name, expected_rev, stage.to_json(), self.ttl_ms, len(setnx) // 2]
+        result = await self._cas(keys=keys.job_keys(task_id), args=args + setnx + setall)
+        return bool(result)
+
+    async def claim(self, req: ClaimRequest) -> ClaimOutcome:
+        """Decide and, on a miss, write a new PENDING attempt with a lease: one atomic step.
+
+        The write is a compare-and-set on the stage's `rev`, so of N concurrent claims
+        exactly one wins; the others re-read and see the winner's in-flight attempt.
+        """
+        while True:
+            current = await self.read_stage(req.task_id, req.task_name)
+            present = await self.artifacts_present(current, req.reuse_keys)
+            now = time.time()
+            decision = decide(
+                current,
+                reuse_keys=req.reuse_keys,
+                mode=req.mode,
+                now=now,
+                fingerprint=req.fingerprint,
+                artifacts_present=present,
+            )
+            if decision.action is not Action.RUN:
+                assert current is not None
+                return ClaimOutcome(decision, current)
+            stage = Stage(
+                status=StageStatus.PENDING,
+                input_params=req.input_params,
+                attempt=(current.attempt + 1) if current else 1,
+                rev=(current.rev + 1) if current else 1,
+                input_fingerprint=req.fingerprint,
+                claimed_at=iso(now),
+                lease_expires_at=now + self.settings.claim_lease_s,
+                progress=0.0,
+            )
+            expected = current.rev if current else 0
+            if await self._write_stage(
+                req.task_id, req.task_name, expected, stage, req.request_params
+            ):
+                return ClaimOutcome(decision, stage)
+
+    async def transition(
+        self, task_id: str, task_name: str, attempt: int, **changes: Any
+    ) -> Stage:
+        """Fenced update of an in-flight attempt. Raises StaleWrite if it is not current."""
+        while True:
+            current = await self.read_stage(task_id, task_name)
+            if current is None or current.attempt != attempt or current.status.terminal:
+                raise StaleWrite(f"{task_id}/{task_name} attempt {attempt} is not current")
+            updated = current.model_copy(update={**changes, "rev": current.rev + 1})
+            if await self._write_stage(task_id, task_name, current.rev, updated):
+                return updated
+
+    async def start(self, task_id: str, task_name: str, attempt: int) -> Stage:
+        now = time.time()
+        return await self.transition(
+            task_id, task_name, attempt,
+            status=StageStatus.RUNNING, started_at=iso(now),
+            lease_expires_at=now + self.settings.run_lease_s,
+        )
+
+    async def heartbeat(
+        self, task_id: str, task_name: str, attempt: int, progress: float | None = None
+    ) -> Stage:
+        changes: dict[str, Any] = {"lease_expires_at": time.time() + self.settings.run_lease_s}
+        if progress is not None:
+            changes["progress"] = max(0.0, min(1.0, progress))
+        return await self.transition(task_id, task_name, attempt, **changes)
+
+    async def finish(
+        self,
+        task_id: str,
+        task_name: str,
+        attempt: int,
+        *,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+        input_params: dict[str, Any] | None = None,
+    ) -> Stage:
+        """Fenced end of an attempt: SUCCESS with its output, or FAILED with its error."""
+        current = await self.read_stage(task_id, task_name)
+        now = time.time()
+        started = current.started_at if current else None
+        duration = None
+        if current and current.started_at:
+            duration = round(now - parse_iso(current.started_at), 3)
+        changes: dict[str, Any] = {
+            "status": StageStatus.FAILED if error is not None else StageStatus.SUCCESS,
+            "output": output or {},
+            "error": error,
+            "finished_at": iso(now),
+            "started_at": started or iso(now),
+            "duration": duration,
+            "lease_expires_at": None,
+            "progress": 1.0 if error is None else (current.progress if current else None),
+        }
+        if input_params is not None:
+            changes["input_params"] = input_params
+        return await self.transition(task_id, task_name, attempt, **changes)
+
+    async def delete_job(self, task_id: str) -> int:
+        members = [keys.outbox_member(task_id, d.id) for d in await self.read_deliveries(task_id)]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys.job_keys(task_id))
+            if members:
+                pipe.zrem(keys.outbox(), *members)
+            deleted, *_ = await pipe.execute()
+        return int(deleted)

