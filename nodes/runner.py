@@ -59,7 +59,7 @@ class NodeRunner:
         self.writer = writer
         self.engine = engine
         self.on_finished = on_finished
-        self.slots = asyncio.Semaphore(spec.max_ongoing_requests)
+        self.slots = asyncio.Semaphore(spec.max_concurrent_runs)
 
     async def _wait_for_slot(self, key: tuple[str, str, int]) -> bool:
         """Queue for a run slot, keeping the claim's lease alive while waiting."""

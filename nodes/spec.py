@@ -63,7 +63,7 @@ class NodeSpec:
     load: Callable[[Settings], Any] | None = None  # engine loader, once per replica
     num_cpus: float = 0.25
     num_gpus: float = 0.0
-    max_ongoing_requests: int = 4
+    max_concurrent_runs: int = 4  # runs at once per replica; more queue (lease kept alive)
 
     @property
     def deployment_name(self) -> str:

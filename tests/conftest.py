@@ -86,7 +86,8 @@ def api(settings: Settings) -> Iterator[str]:
 
     from graph.app import build_graph
 
-    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
+             log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(settings), name="reelserve", route_prefix="/")

@@ -117,6 +117,6 @@ SPECS = (
                  "engine", "quality_mode"),
         upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),)},
         required=("audio_path|video_path",), file_params=("audio_path", "video_path"),
-        num_cpus=0.5, num_gpus=0.25, max_ongoing_requests=2,
+        num_cpus=0.25, num_gpus=0.25, max_concurrent_runs=2,
     ),
 )

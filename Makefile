@@ -1,0 +1,56 @@
+# reelserve: `make run` serves the API on an embedded default; `make test` runs the tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export RAY_AUTH_MODE ?= disabled
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: setup system-deps run stop test test-fast lint config bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@$(MAKE) --no-print-directory system-deps
+	touch $@
+
+# Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the
+# fallback) and haproxy (ray[serve] bundles one; this is the fallback). Root + apt only.
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	  command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing with apt-get"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "apt-get failed; using the bundled ffmpeg/haproxy"; \
+	  fi; \
+	else echo "not root or no apt-get: using imageio-ffmpeg's ffmpeg and Ray's bundled haproxy"; fi
+
+run: setup
+	scripts/run.sh
+
+stop:
+	scripts/stop.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check graph nodes reuse tests bench scripts
+	$(VENV)/bin/mypy
+
+config: setup
+	$(PY) -m graph.config > serve_config.yaml
+
+bench: setup
+	$(PY) bench/bench_reuse.py
+
+clean:
+	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""Generate serve_config.yaml from the node registry: `python -m graph.config > serve_config.yaml`.
+
+The file is the user's to tune afterwards (replicas, fractions); a test checks that it
+still names exactly the registered nodes.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from nodes import registry
+
+HEADER = """\
+# reelserve on Ray Serve: `serve run serve_config.yaml` (local) or `serve deploy` (cluster).
+# Generated from the node registry by `make config`; tune replicas and fractions here.
+# num_gpus are fractions of one GPU. On a machine without a GPU, `make run` starts Ray
+# with one *logical* GPU so these fractions schedule; the nodes then run on the CPU.
+"""
+
+
+def platform_deployments() -> list[dict[str, Any]]:
+    return [
+        {"name": "Ingress", "num_replicas": 1, "max_ongoing_requests": 1000,
+         "ray_actor_options": {"num_cpus": 0.25}},
+        {"name": "StageStore", "num_replicas": 1, "max_ongoing_requests": 1000,
+         "ray_actor_options": {"num_cpus": 0.1}},
+        {"name": "CallbackSender", "num_replicas": 1, "max_ongoing_requests": 100,
+         "ray_actor_options": {"num_cpus": 0.1}},
+    ]
+
+
+def generate() -> dict[str, Any]:
+    nodes = [
+        {"name": spec.deployment_name, "num_replicas": 1, "max_ongoing_requests": 100,
+         "ray_actor_options": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}}
+        for spec in registry.NODES
+    ]
+    return {
+        "proxy_location": "HeadOnly",
+        "http_options": {"host": "127.0.0.1", "port": 8000},
+        "applications": [{
+            "name": "reelserve",
+            "route_prefix": "/",
+            "import_path": "graph.app:build_app",
+            "args": {"nodes": None, "settings": {}},
+            "deployments": platform_deployments() + nodes,
+        }],
+    }
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump(generate(), sort_keys=False)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
