@@ -56,7 +56,7 @@ def loopback() -> Iterator[LoopbackServer]:
     server.stop()
 
 
-def test_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
+def make_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
     base: dict[str, Any] = {
         "redis_url": redis_url,
         "storage_root": storage_root,
@@ -75,7 +75,7 @@ def test_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(redis_url: str, storage_root: Path) -> Settings:
-    return test_settings(redis_url, storage_root)
+    return make_settings(redis_url, storage_root)
 
 
 @pytest.fixture(scope="session")

