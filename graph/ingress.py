@@ -8,6 +8,7 @@ per-task lock and claims atomically; a won claim is handed to the node's deploym
 
 
 import asyncio
+import contextvars
 import hmac
 import os
 import re
@@ -141,6 +142,14 @@ class Ingress:
               responses={200: {"model": TaskResponse}})
     async def create_task(self, body: TaskRequest, request: Request) -> JSONResponse:
         self._auth(request)
+        # The decision, claim and hand-off run in a task of their own, outside the request's
+        # Serve context and shielded: a client that disconnects cancels this handler, but
+        # not the claim or the hand-off to the node (which Serve would otherwise cancel too).
+        work = asyncio.get_running_loop().create_task(
+            self._submit(body), context=contextvars.Context())
+        return await asyncio.shield(work)
+
+    async def _submit(self, body: TaskRequest) -> JSONResponse:
         spec = self._spec(body.task_name)
         try:
             params = spec.params.model_validate(body.input_data).model_dump(mode="json")

@@ -86,6 +86,10 @@ def api(settings: Settings) -> Iterator[str]:
 
     from graph.app import build_graph
 
+    if os.environ.get("REELSERVE_TEST_PROXY", "haproxy") == "haproxy":
+        # the same fast path `make run` uses (ray[serve] bundles haproxy)
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
              log_to_driver=False)
     port = free_port()

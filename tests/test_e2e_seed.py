@@ -52,6 +52,8 @@ def test_seed_scenario(client: httpx.Client, video: Path, loopback: LoopbackServ
     assert set(status["stages"]) == {"ffmpeg.extract_audio", "audio_separator.separate_vocals"}
     assert status["stages"]["ffmpeg.extract_audio"] == stage_after_1
     assert status["status"] == "completed"
-    # the two hits with a callback URL each called it: 1 run + 2 hits
+    # each request with a callback URL called it: the run's end, then one per hit
     calls = loopback.wait_for(cb, 3)
     assert [c.json["reuse_info"]["reuse_hit"] for c in calls] == [False, True, True]
+    assert [c.json["result"]["stages"]["ffmpeg.extract_audio"] for c in calls[1:]] == \
+        [stage_after_1] * 2
