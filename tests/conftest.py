@@ -19,9 +19,9 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from reuse.settings import Settings  # noqa: E402
-from tests.loopback import LoopbackServer  # noqa: E402
-from tests.media import make_video  # noqa: E402
+from reuse.settings import Settings
+from tests.loopback import LoopbackServer
+from tests.media import make_video
 
 
 def free_port() -> int:

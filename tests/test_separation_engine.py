@@ -21,7 +21,8 @@ def synthetic_mix(sr: int = 22050, seconds: float = 12.0) -> tuple[np.ndarray, n
     n = int(sr * seconds)
     pattern_len = int(0.5 * sr)
     pt = np.arange(pattern_len) / sr
-    pattern = sum(np.sin(2 * np.pi * f * pt) for f in (110.0, 165.0, 220.0, 330.0)) * np.exp(-6 * pt)
+    chord = sum(np.sin(2 * np.pi * f * pt) for f in (110.0, 165.0, 220.0, 330.0))
+    pattern = chord * np.exp(-6 * pt)
     accomp = np.tile(pattern, n // pattern_len + 1)[:n]
     voice = np.zeros(n)
     pos = 0
