@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup system-deps run stop test test-fast lint config bench clean
+.PHONY: setup system-deps run stop test test-fast lint config bench clean docs
 
 setup: $(VENV)/.installed
 
@@ -54,3 +54,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache
+
+# Re-record the node examples from real responses, then regenerate the API reference.
+docs: setup
+	REELSERVE_WRITE_EXAMPLES=1 $(PY) -m pytest -q tests/test_docs.py -k examples
+	$(PY) docs/gen_reference.py

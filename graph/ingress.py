@@ -83,6 +83,7 @@ class Ingress:
         self.sender = sender
         self.nodes = nodes
         self.specs = [spec for spec in registry.NODES if spec.name in nodes]
+        self.hand_offs: set[asyncio.Task[None]] = set()
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -106,9 +107,11 @@ class Ingress:
     def _prepare(
         self, spec: NodeSpec, params: dict[str, Any], context: WorkflowContext | None
     ) -> tuple[dict[str, Any], bool]:
-        """Blocking part of validation (file checks), run in a thread.
+        """Upstream sources and path checks. Returns (resolved params, artifacts exist).
 
-        Returns the resolved params and whether the stored stage's artifacts exist.
+        The checks are stat/realpath calls on the storage root, made inline: through a
+        worker thread they cost ~0.5 ms of a ~2 ms hit on a 2-core box (bench/). File
+        contents are never read here.
         """
         stages = context.stages if context else {}
         resolved = resolve_upstream(spec, params, stages)
@@ -127,14 +130,32 @@ class Ingress:
         )
         return JSONResponse(status_code=status_code, content=resp.model_dump(mode="json"))
 
-    async def _hit(self, body: TaskRequest, stage: Stage, queued: bool) -> JSONResponse:
-        if body.callback and not queued:
+    async def _hit(
+        self, body: TaskRequest, stage: Stage, context: WorkflowContext | None
+    ) -> JSONResponse:
+        """Answer a hit. `context` is the job as read for the decision (None: read it now)."""
+        if body.callback and context is not None:
             await self.store.enqueue_hit.remote(body.task_id, body.task_name, body.callback)
         if body.callback:
             self.sender.notify.remote()  # fire and forget: the outbox is durable anyway
-        context = await self.reader.read_context(body.task_id)
+        if context is None:
+            context = await self.reader.read_context(body.task_id)
         return self._answer(200, body, "completed", "reused the stored result",
                             reuse_info.hit(body.task_name, stage), context)
+
+    async def _hand_off(self, job: Job) -> None:
+        """Give a claimed attempt to its node; the 202 does not wait for this hop.
+
+        If the node cannot take it, the attempt ends FAILED at once (its subscribers are
+        called back); if this replica dies first, the claim's lease runs out and the next
+        request for the node runs it (reason `lease_expired`).
+        """
+        try:
+            await self.nodes[job.task_name].submit.remote(job)
+        except Exception as exc:
+            await self.store.finish.remote(job.task_id, job.task_name, job.attempt, None,
+                                           f"hand-off to the node failed: {exc!r}"[:500])
+            self.sender.notify.remote()
 
     # ---- the task API ------------------------------------------------------------------
 
@@ -157,7 +178,7 @@ class Ingress:
             raise errors.from_validation(exc, "input_data.") from exc
         context = await self.reader.read_context(body.task_id)
         try:
-            resolved, present = await asyncio.to_thread(self._prepare, spec, params, context)
+            resolved, present = self._prepare(spec, params, context)
         except InputError as exc:
             raise ApiError(422, f"input_data: {exc}") from exc
         fp = fingerprint(resolved)
@@ -165,8 +186,8 @@ class Ingress:
         decision = decide(stage, reuse_keys=spec.reuse_keys, mode=body.reuse,
                           now=time.time(), fingerprint=fp, artifacts_present=present)
         if decision.action is Action.HIT:
-            assert stage is not None
-            return await self._hit(body, stage, queued=False)
+            assert stage is not None and context is not None
+            return await self._hit(body, stage, context)
 
         claim = ClaimRequest(
             task_id=body.task_id, task_name=spec.name, reuse_keys=list(spec.reuse_keys),
@@ -178,13 +199,15 @@ class Ingress:
         stage = Stage.model_validate(outcome["stage"])
         action = Action(outcome["action"])
         if action is Action.HIT:
-            return await self._hit(body, stage, queued=True)
+            return await self._hit(body, stage, None)  # the store queued its callback
         if action is Action.WAIT:
             return self._answer(202, body, "pending", "the node is already running this task; "
                                 "no second run", reuse_info.pending(spec.name, stage))
         job = Job(task_id=body.task_id, task_name=spec.name, attempt=stage.attempt,
                   input_params=resolved)
-        await self.nodes[spec.name].submit.remote(job)
+        hand_off = asyncio.get_running_loop().create_task(self._hand_off(job))
+        self.hand_offs.add(hand_off)
+        hand_off.add_done_callback(self.hand_offs.discard)
         reason = MissReason(outcome["reason"])
         return self._answer(202, body, "pending", f"started ({reason.value})",
                             reuse_info.miss(spec.name, reason, stage.attempt))

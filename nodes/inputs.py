@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -26,19 +27,26 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
+@functools.lru_cache(maxsize=8)
+def _real_root(root: Path) -> str:
+    return os.path.realpath(root)
+
+
 def confine(value: str, root: Path) -> Path:
-    """A local path (absolute, or relative to the storage root) that must stay inside root."""
-    root = root.resolve()
-    path = Path(value)
-    candidate = (path if path.is_absolute() else root / path).resolve()
-    if candidate != root and root not in candidate.parents:
+    """A local path (absolute, or relative to the storage root) that must stay inside root.
+
+    Symlinks are resolved first, so a link that points out of the root is refused.
+    """
+    real_root = _real_root(root)
+    candidate = os.path.realpath(os.path.join(real_root, value))  # join keeps absolute paths
+    if candidate != real_root and not candidate.startswith(real_root + os.sep):
         raise InputError(f"{value!r} is outside the storage root {str(root)!r}")
-    return candidate
+    return Path(candidate)
 
 
 def check_local_file(value: str, root: Path) -> str:
     path = confine(value, root)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise InputError(f"{value!r} does not exist under the storage root")
     return str(path)
 

@@ -23,8 +23,14 @@ def callbacks(task_id: str) -> str:
     return f"{PREFIX}:{{{task_id}}}:callbacks"
 
 
+def payloads(task_id: str) -> str:
+    """Hash: field = delivery id, value = the frozen callback body (JSON)."""
+    return f"{PREFIX}:{{{task_id}}}:payloads"
+
+
 def job_keys(task_id: str) -> list[str]:
-    return [stages(task_id), meta(task_id), callbacks(task_id)]
+    """Every key of a job; scripts take them in this order and refresh all their TTLs."""
+    return [stages(task_id), meta(task_id), callbacks(task_id), payloads(task_id)]
 
 
 def outbox() -> str:

@@ -69,7 +69,8 @@ class CallbackDelivery(BaseModel):
     created_at: str
     delivered_at: str | None = None
     next_attempt_at: float | None = None
-    payload: dict[str, Any] | None = None  # frozen when queued; retries resend the same body
+    # frozen when queued, stored apart (keys.payloads); retries resend the same body
+    payload: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(exclude={"payload", "next_attempt_at", "id"})

@@ -9,6 +9,7 @@ sorted set scored by due time; a sender takes due members by pushing them ahead 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,9 +41,12 @@ class Outbox:
         self, task_id: str, record: CallbackDelivery, guard: str, score: str
     ) -> bool:
         member = keys.outbox_member(task_id, record.id)
-        job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id)]
+        job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id),
+               keys.payloads(task_id)]
+        payload = json.dumps(record.payload, ensure_ascii=False) if record.payload else ""
         args: list[str | int] = [
-            record.id, record.model_dump_json(), guard, score, member, self.store.ttl_ms
+            record.id, record.model_dump_json(exclude={"payload"}), guard, score, member,
+            self.store.ttl_ms, payload,
         ]
         return bool(await self.store._put_delivery(keys=job, args=args))
 
@@ -116,11 +120,15 @@ class Outbox:
         out: list[tuple[str, CallbackDelivery]] = []
         for member in members:
             task_id, did = keys.parse_outbox_member(member)
-            raw = await self.store.redis.hget(keys.callbacks(task_id), did)
-            if raw is None:  # the job was deleted or expired
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.callbacks(task_id), did)
+                pipe.hget(keys.payloads(task_id), did)
+                raw, payload = await pipe.execute()
+            if raw is None or payload is None:  # the job was deleted or expired
                 await self.store.redis.zrem(keys.outbox(), member)
                 continue
             record = CallbackDelivery.model_validate_json(raw)
+            record.payload = json.loads(payload)
             if record.state is DeliveryState.QUEUED:
                 out.append((task_id, record))
             else:

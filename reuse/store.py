@@ -28,6 +28,11 @@ def _lua(name: str) -> str:
     return resources.files("reuse").joinpath("lua", name).read_text()
 
 
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """HGETALL's reply inside a script is a flat [field, value, ...] list."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 @dataclass
 class ClaimRequest:
     task_id: str
@@ -58,6 +63,7 @@ class RedisStageStore:
         self._cas = self.redis.register_script(_lua("cas_stage.lua"))
         self._put_delivery = self.redis.register_script(_lua("put_delivery.lua"))
         self._take_due = self.redis.register_script(_lua("take_due.lua"))
+        self._read_job = self.redis.register_script(_lua("read_job.lua"))
 
     @property
     def ttl_ms(self) -> int:
@@ -81,11 +87,9 @@ class RedisStageStore:
         return [CallbackDelivery.model_validate_json(v) for v in raw.values()]
 
     async def read_context(self, task_id: str) -> WorkflowContext | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.meta(task_id))
-            pipe.hgetall(keys.stages(task_id))
-            pipe.hgetall(keys.callbacks(task_id))
-            meta_raw, stages_raw, cb_raw = await pipe.execute()
+        reply = await self._read_job(
+            keys=[keys.meta(task_id), keys.stages(task_id), keys.callbacks(task_id)])
+        meta_raw, stages_raw, cb_raw = (_pairs(flat) for flat in reply)
         if not meta_raw:
             return None
         meta = JobMeta(

@@ -12,7 +12,7 @@ from reuse.status import JobStatus, StageStatus
 def test_job_keys_share_one_hash_tag() -> None:
     tags = {re.search(r"\{(.*)\}", k).group(1) for k in keys.job_keys("job-1")}  # type: ignore[union-attr]
     assert tags == {"job-1"}
-    assert len(set(keys.job_keys("job-1"))) == 3
+    assert len(set(keys.job_keys("job-1"))) == 4
 
 
 def test_outbox_member_roundtrip() -> None:

@@ -175,6 +175,6 @@ async def test_delete_job_removes_keys_and_outbox(store: RedisStageStore) -> Non
     stage = await store.read_stage("job-x", "ffmpeg.extract_audio")
     assert stage is not None
     await outbox.enqueue_hit("job-x", "ffmpeg.extract_audio", stage, "http://a.example/cb")
-    assert await store.delete_job("job-x") == 3
+    assert await store.delete_job("job-x") == 4  # stages, meta, callbacks, payloads
     assert await store.read_context("job-x") is None
     assert await store.redis.zcard(keys.outbox()) == 0

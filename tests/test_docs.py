@@ -1,0 +1,138 @@
+"""docs/SINGLE_TASK_API_REFERENCE.md against the registry and real responses.
+
+Each node is run through POST /v1/tasks (miss), repeated while it runs (pending: its input
+is a gated URL on the loopback server, so it is deterministically still running), and
+repeated after it finished (hit). The recorded examples in docs/examples/ must have the
+shape of these real responses, and the reference must show exactly those examples.
+Run `make docs` to re-record the examples and regenerate the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nodes import registry
+from nodes.spec import NodeSpec
+from tests.conftest import wait_stage
+from tests.loopback import LoopbackServer
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+REFERENCE = DOCS / "SINGLE_TASK_API_REFERENCE.md"
+EXAMPLES = DOCS / "examples"
+WRITE = os.environ.get("REELSERVE_WRITE_EXAMPLES") == "1"
+
+SRT = "1\n00:00:00,200 --> 00:00:01,500\nhello\n\n2\n00:00:02,000 --> 00:00:03,500\nworld\n"
+
+Inputs = Callable[[str, Path], dict[str, Any]]
+# node -> its example input_data, given the gated media URL and the storage root
+INPUTS: dict[str, Inputs] = {
+    "ffmpeg.extract_audio": lambda url, root: {"video_path": url},
+    "ffmpeg.extract_keyframes": lambda url, root: {"video_path": url,
+                                                   "keyframe_sample_count": 4},
+    "ffmpeg.crop_subtitle_images": lambda url, root: {"video_path": url,
+                                                      "subtitle_area": [0, 200, 320, 240]},
+    "ffmpeg.split_audio_segments": lambda url, root: {"audio_path": url,
+                                                      "subtitle_path": str(root / "doc.srt")},
+    "audio_separator.separate_vocals": lambda url, root: {"video_path": url,
+                                                          "quality_mode": "fast"},
+}
+
+
+def sanitize(value: Any, root: str, base: str) -> Any:
+    """Stable text for the docs: the storage root as /share, the loopback host as a name."""
+    if isinstance(value, dict):
+        return {k: sanitize(v, root, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(v, root, base) for v in value]
+    if isinstance(value, str):
+        return value.replace(root, "/share").replace(base, "https://media.example.com")
+    return value
+
+
+def shape(value: Any) -> Any:
+    """Keys and value types, recursively (what a client relies on)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__ if value is not None else "null"
+
+
+def capture(client: httpx.Client, loopback: LoopbackServer, video: Path, root: Path,
+            spec: NodeSpec) -> dict[str, Any]:
+    task_id = f"doc-{spec.name.replace('.', '-').replace('_', '-')}"
+    client.delete(f"/v1/tasks/{task_id}", params={"force": "true"})
+    (root / "doc.srt").write_text(SRT)
+    gate = f"{task_id}.mp4"
+    loopback.gates.pop(gate, None)
+    url = loopback.serve_file(gate, video, gated=True)
+    body = {"task_name": spec.name, "task_id": task_id,
+            "input_data": INPUTS[spec.name](url, root)}
+    out: dict[str, Any] = {"request": body}
+    miss = client.post("/v1/tasks", json=body)
+    pending = client.post("/v1/tasks", json=body)
+    loopback.open_gate(gate)
+    assert wait_stage(client, task_id, spec.name)["status"] == "SUCCESS"
+    hit = client.post("/v1/tasks", json=body)
+    for name, resp in (("miss", miss), ("pending", pending), ("hit", hit)):
+        out[name] = {"http_status": resp.status_code, "body": resp.json()}
+    return out
+
+
+@pytest.mark.parametrize("spec", registry.NODES, ids=registry.names())
+def test_examples_match_real_responses(client: httpx.Client, loopback: LoopbackServer,
+                                       video: Path, storage_root: Path, spec: NodeSpec) -> None:
+    real = sanitize(capture(client, loopback, video, storage_root, spec),
+                    str(storage_root.resolve()), loopback.base)
+    assert real["miss"]["http_status"] == 202
+    assert real["miss"]["body"]["reuse_info"]["reason"] == "not_found"
+    assert real["pending"]["http_status"] == 202
+    assert real["pending"]["body"]["reuse_info"]["state"] == "pending"
+    assert real["hit"]["http_status"] == 200
+    assert real["hit"]["body"]["reuse_info"]["reuse_hit"] is True
+    stage = real["hit"]["body"]["result"]["stages"][spec.name]
+    assert set(stage["output"]) == set(spec.outputs)  # the registry tells the truth
+    path = EXAMPLES / f"{spec.name}.json"
+    if WRITE:
+        path.write_text(json.dumps(real, indent=2, ensure_ascii=False) + "\n")
+    recorded = json.loads(path.read_text())
+    for form in ("miss", "pending", "hit"):
+        assert recorded[form]["http_status"] == real[form]["http_status"]
+        assert shape(recorded[form]["body"]) == shape(real[form]["body"]), form
+        assert recorded[form]["body"]["reuse_info"].keys() == \
+            real[form]["body"]["reuse_info"].keys()
+
+
+def node_section(spec: NodeSpec) -> str:
+    text = REFERENCE.read_text()
+    match = re.search(rf"^### `{re.escape(spec.name)}`\n(.*?)(?=^### |^## |\Z)", text,
+                      re.S | re.M)
+    assert match, f"no section for {spec.name} in {REFERENCE.name}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("spec", registry.NODES, ids=registry.names())
+def test_reference_has_a_complete_section_per_node(spec: NodeSpec) -> None:
+    section = node_section(spec)
+    for field in spec.params.model_fields:
+        assert f"| `{field}` |" in section, f"{spec.name}: param {field} missing"
+    for key in spec.outputs:
+        assert f"`{key}`" in section, f"{spec.name}: output {key} missing"
+    assert "Reuse rule" in section and all(f"`{k}`" in section for k in spec.reuse_keys)
+    recorded = json.loads((EXAMPLES / f"{spec.name}.json").read_text())
+    for form in ("miss", "pending", "hit"):
+        shown = json.dumps(recorded[form]["body"], indent=2, ensure_ascii=False)
+        assert shown in section, f"{spec.name}: the {form} example is not the recorded one"
+
+
+def test_reference_lists_only_registered_nodes() -> None:
+    documented = re.findall(r"^### `([a-z_]+\.[a-z_]+)`", REFERENCE.read_text(), re.M)
+    assert documented == registry.names()
