@@ -43,7 +43,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check graph nodes reuse tests bench scripts
+	$(VENV)/bin/ruff check graph nodes reuse tests bench scripts docs
 	$(VENV)/bin/mypy
 
 config: setup
