@@ -220,7 +220,8 @@ class Ingress:
         return JSONResponse(context.model_dump(mode="json"))
 
     @api.get("/v1/tasks/supported-tasks")
-    async def supported_tasks(self) -> dict[str, Any]:
+    async def supported_tasks(self, request: Request) -> dict[str, Any]:
+        self._auth(request)
         return {"tasks": [describe(spec) for spec in self.specs]}
 
     @api.get("/v1/tasks/{task_id}/status")

@@ -16,7 +16,7 @@ from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
 from reuse.settings import Settings
-from reuse.store import ClaimRequest, RedisStageStore, StaleWrite
+from reuse.store import ClaimRequest, FencedWriter, RedisStageStore
 
 
 class KeyedLocks:
@@ -46,6 +46,7 @@ class StageStore:
         self.settings = settings
         self.store = RedisStageStore(settings)
         self.outbox = Outbox(self.store)
+        self.writer = FencedWriter(self.store)
         self.locks = KeyedLocks()
 
     async def ping(self) -> bool:
@@ -77,31 +78,18 @@ class StageStore:
 
     async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
         async with self.locks.hold(task_id):
-            try:
-                await self.store.start(task_id, task_name, attempt)
-            except StaleWrite:
-                return False
-            return True
+            return await self.writer.start(task_id, task_name, attempt)
 
     async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
         async with self.locks.hold(task_id):
-            try:
-                await self.store.heartbeat(task_id, task_name, attempt, progress)
-            except StaleWrite:
-                return False
-            return True
+            return await self.writer.heartbeat(task_id, task_name, attempt, progress)
 
     async def finish(
         self, task_id: str, task_name: str, attempt: int,
         output: dict[str, Any] | None, error: str | None,
     ) -> bool:
         async with self.locks.hold(task_id):
-            try:
-                await self.store.finish(task_id, task_name, attempt, output=output, error=error)
-            except StaleWrite:
-                accepted = False
-            else:
-                accepted = True
+            accepted = await self.writer.finish(task_id, task_name, attempt, output, error)
             # promote in both cases: subscribers of a superseded attempt are told it ended
             await self.outbox.promote_waiting(task_id, task_name, attempt)
             return accepted

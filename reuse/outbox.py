@@ -18,7 +18,7 @@ from reuse import keys
 from reuse.callbacks import build_payload
 from reuse.models import CallbackDelivery, Stage, iso
 from reuse.status import DeliveryState, MissReason
-from reuse.store import RedisStageStore
+from reuse.store import RedisStageStore, lua
 
 
 def delivery_id(task_name: str, attempt: int, url: str) -> str:
@@ -36,6 +36,8 @@ class Settlement:
 class Outbox:
     def __init__(self, store: RedisStageStore) -> None:
         self.store = store
+        self._put_delivery = store.redis.register_script(lua("put_delivery.lua"))
+        self._take_due = store.redis.register_script(lua("take_due.lua"))
 
     async def _put(
         self, task_id: str, record: CallbackDelivery, guard: str, score: str
@@ -48,7 +50,7 @@ class Outbox:
             record.id, record.model_dump_json(exclude={"payload"}), guard, score, member,
             self.store.ttl_ms, payload,
         ]
-        return bool(await self.store._put_delivery(keys=job, args=args))
+        return bool(await self._put_delivery(keys=job, args=args))
 
     async def subscribe(
         self, task_id: str, task_name: str, attempt: int, url: str,
@@ -114,7 +116,7 @@ class Outbox:
 
     async def take_due(self, limit: int = 16) -> list[tuple[str, CallbackDelivery]]:
         now = time.time()
-        members = await self.store._take_due(
+        members = await self._take_due(
             keys=[keys.outbox()], args=[now, limit, self.store.settings.callback_inflight_s]
         )
         out: list[tuple[str, CallbackDelivery]] = []

@@ -24,7 +24,8 @@ from reuse.settings import Settings
 from reuse.status import ReuseMode, StageStatus
 
 
-def _lua(name: str) -> str:
+def lua(name: str) -> str:
+    """The text of one of reuse/lua/*.lua."""
     return resources.files("reuse").joinpath("lua", name).read_text()
 
 
@@ -60,10 +61,8 @@ class RedisStageStore:
         self.redis: aioredis.Redis = client or aioredis.Redis.from_url(
             settings.redis_url, decode_responses=True
         )
-        self._cas = self.redis.register_script(_lua("cas_stage.lua"))
-        self._put_delivery = self.redis.register_script(_lua("put_delivery.lua"))
-        self._take_due = self.redis.register_script(_lua("take_due.lua"))
-        self._read_job = self.redis.register_script(_lua("read_job.lua"))
+        self._cas = self.redis.register_script(lua("cas_stage.lua"))
+        self._read_job = self.redis.register_script(lua("read_job.lua"))
 
     @property
     def ttl_ms(self) -> int:
@@ -237,3 +236,34 @@ class RedisStageStore:
                 pipe.zrem(keys.outbox(), *members)
             deleted, *_ = await pipe.execute()
         return int(deleted)
+
+
+class FencedWriter:
+    """The runner's StageWriter over a RedisStageStore: fenced writes answer True/False."""
+
+    def __init__(self, store: RedisStageStore) -> None:
+        self.store = store
+
+    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
+        try:
+            await self.store.start(task_id, task_name, attempt)
+        except StaleWrite:
+            return False
+        return True
+
+    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
+        try:
+            await self.store.heartbeat(task_id, task_name, attempt, progress)
+        except StaleWrite:
+            return False
+        return True
+
+    async def finish(
+        self, task_id: str, task_name: str, attempt: int,
+        output: dict[str, Any] | None, error: str | None,
+    ) -> bool:
+        try:
+            await self.store.finish(task_id, task_name, attempt, output=output, error=error)
+        except StaleWrite:
+            return False
+        return True

@@ -101,7 +101,9 @@ def test_api_key_and_node_subset(secured: str, video: Path) -> None:
     assert httpx.post(f"{secured}/v1/tasks", json=body).status_code == 401
     ok = httpx.post(f"{secured}/v1/tasks", json=body, headers={"authorization": "Bearer s3cret"})
     assert ok.status_code == 202, ok.text
-    names = [t["task_name"] for t in httpx.get(f"{secured}/v1/tasks/supported-tasks").json()
+    listing = f"{secured}/v1/tasks/supported-tasks"
+    assert httpx.get(listing).status_code == 401
+    names = [t["task_name"] for t in httpx.get(listing, headers={"x-api-key": "s3cret"}).json()
              ["tasks"]]
     assert names == SECURED_NODES
     other = {**body, "task_name": "ffmpeg.extract_keyframes"}

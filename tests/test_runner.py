@@ -4,47 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from nodes import registry
 from nodes.runner import Job, NodeRunner
 from reuse.status import ReuseMode, StageStatus
-from reuse.store import ClaimRequest, RedisStageStore, StaleWrite
+from reuse.store import ClaimRequest, FencedWriter, RedisStageStore
 from tests.conftest import make_settings
 from tests.media import make_silent_video, make_video
-
-
-class StoreWriter:
-    """StageWriter straight over RedisStageStore (the deployment adds only a lock + hop)."""
-
-    def __init__(self, store: RedisStageStore) -> None:
-        self.store = store
-        self.beats = 0
-
-    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
-        try:
-            await self.store.start(task_id, task_name, attempt)
-        except StaleWrite:
-            return False
-        return True
-
-    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
-        self.beats += 1
-        try:
-            await self.store.heartbeat(task_id, task_name, attempt, progress)
-        except StaleWrite:
-            return False
-        return True
-
-    async def finish(self, task_id: str, task_name: str, attempt: int,
-                     output: dict[str, Any] | None, error: str | None) -> bool:
-        try:
-            await self.store.finish(task_id, task_name, attempt, output=output, error=error)
-        except StaleWrite:
-            return False
-        return True
 
 
 @pytest.fixture
@@ -67,7 +35,7 @@ async def test_runner_runs_a_real_node_to_success(store: RedisStageStore, tmp_pa
     spec = registry.get("ffmpeg.extract_audio")
     assert spec is not None
     job = await claim(store, "run-1", spec.name, {"video_path": str(video)})
-    status = await NodeRunner(spec, store.settings, StoreWriter(store)).run(job)
+    status = await NodeRunner(spec, store.settings, FencedWriter(store)).run(job)
     assert status is StageStatus.SUCCESS
     stage = await store.read_stage("run-1", spec.name)
     assert stage is not None and stage.status is StageStatus.SUCCESS
@@ -81,7 +49,7 @@ async def test_runner_records_failure_with_message(store: RedisStageStore, tmp_p
     spec = registry.get("ffmpeg.extract_audio")
     assert spec is not None
     job = await claim(store, "run-2", spec.name, {"video_path": str(video)})
-    assert await NodeRunner(spec, store.settings, StoreWriter(store)).run(job) \
+    assert await NodeRunner(spec, store.settings, FencedWriter(store)).run(job) \
         is StageStatus.FAILED
     stage = await store.read_stage("run-2", spec.name)
     assert stage is not None and stage.error and "has no audio stream" in stage.error
@@ -92,6 +60,6 @@ async def test_superseded_attempt_does_not_start(store: RedisStageStore, tmp_pat
     assert spec is not None
     job = await claim(store, "run-3", spec.name, {"video_path": "/nope"})
     stale = job.model_copy(update={"attempt": job.attempt + 5})
-    assert await NodeRunner(spec, store.settings, StoreWriter(store)).run(stale) is None
+    assert await NodeRunner(spec, store.settings, FencedWriter(store)).run(stale) is None
     stage = await store.read_stage("run-3", spec.name)
     assert stage is not None and stage.status is StageStatus.PENDING
