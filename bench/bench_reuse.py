@@ -8,7 +8,7 @@ Prints, for the same machine and the same moment:
 - submit-to-202 latency of a miss (the node blocks on a gated input, so the answer cannot
   depend on the node's duration);
 - the number of runs started by N concurrent identical submits.
-Medians over rounds; blocks of the two endpoints are interleaved to share the noise.
+Medians over rounds; requests to the two endpoints alternate, so they share the noise.
 """
 
 from __future__ import annotations
@@ -33,13 +33,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def sequential(client: httpx.Client, send, n: int) -> list[float]:  # type: ignore[no-untyped-def]
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        r = send(client)
-        out.append((time.perf_counter() - t0) * 1000)
-        assert r.status_code in (200, 202), r.text
+def paired(client: httpx.Client, sends, n: int, block: int) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    """n requests to each endpoint, taking turns every `block` requests (1 = alternate)."""
+    out: list[list[float]] = [[] for _ in sends]
+    for _ in range(n // block):
+        for i, send in enumerate(sends):
+            for _ in range(block):
+                t0 = time.perf_counter()
+                r = send(client)
+                out[i].append((time.perf_counter() - t0) * 1000)
+                assert r.status_code == 200, r.text
     return out
 
 
@@ -129,18 +132,17 @@ def main() -> None:
         def triv(cl: httpx.Client) -> httpx.Response:
             return cl.post("/trivial/v1/tasks", json=body)
 
-        sequential(c, hit, 50)
-        sequential(c, triv, 50)  # warm up
-        hit_p50, hit_p99, tr_p50, tr_p99 = [], [], [], []
-        for _ in range(args.rounds):
-            h, t = [], []
-            for _ in range(args.requests // 50):
-                h += sequential(c, hit, 50)
-                t += sequential(c, triv, 50)
-            hit_p50.append(pct(h, 0.5))
-            hit_p99.append(pct(h, 0.99))
-            tr_p50.append(pct(t, 0.5))
-            tr_p99.append(pct(t, 0.99))
+        paired(c, (hit, triv), 100, 50)  # warm up
+        lat: dict[int, dict[str, list[float]]] = {}
+        for block in (50, 1):  # turns of 50 requests (each endpoint warm), then alternating
+            rows: dict[str, list[float]] = {"h50": [], "h99": [], "t50": [], "t99": []}
+            for _ in range(args.rounds):
+                h, t = paired(c, (hit, triv), args.requests, block)
+                rows["h50"].append(pct(h, 0.5))
+                rows["h99"].append(pct(h, 0.99))
+                rows["t50"].append(pct(t, 0.5))
+                rows["t99"].append(pct(t, 0.99))
+            lat[block] = rows
         rps_hit = statistics.median(throughput(base, hit, 8, 4) for _ in range(args.rounds))
         rps_tr = statistics.median(throughput(base, triv, 8, 4) for _ in range(args.rounds))
 
@@ -167,14 +169,15 @@ def main() -> None:
     runs = asyncio.run(duplicates())
 
     m = statistics.median
-    print(f"\nreelserve reuse bench ({args.proxy} proxy, {os.cpu_count()} CPUs, "
-          f"{args.rounds} rounds x {args.requests} sequential requests)")
-    print(f"{'':28}{'reuse hit':>12}{'trivial':>12}{'ratio':>8}")
-    print(f"{'latency p50 (ms)':28}{m(hit_p50):12.2f}{m(tr_p50):12.2f}"
-          f"{m(hit_p50) / m(tr_p50):8.2f}")
-    print(f"{'latency p99 (ms)':28}{m(hit_p99):12.2f}{m(tr_p99):12.2f}"
-          f"{m(hit_p99) / m(tr_p99):8.2f}")
-    print(f"{'throughput, 8 clients (rps)':28}{rps_hit:12.0f}{rps_tr:12.0f}"
+    print(f"\nreelserve reuse bench ({args.proxy} proxy, {os.cpu_count()} CPUs, medians of "
+          f"{args.rounds} rounds x {args.requests} sequential requests per endpoint)")
+    print(f"{'':34}{'reuse hit':>11}{'trivial':>11}{'ratio':>8}")
+    for block, label in ((50, "turns of 50"), (1, "alternating")):
+        r = lat[block]
+        for q in ("50", "99"):
+            h, t = m(r["h" + q]), m(r["t" + q])
+            print(f"{f'latency p{q} (ms), {label}':34}{h:11.2f}{t:11.2f}{h / t:8.2f}")
+    print(f"{'throughput, 8 clients (rps)':34}{rps_hit:11.0f}{rps_tr:11.0f}"
           f"{rps_hit / rps_tr:8.2f}")
     print(f"miss, submit-to-202 (ms): p50 {pct(miss, 0.5):.2f}  p99 {pct(miss, 0.99):.2f}  "
           f"(n={len(miss)}, node blocked on its input)")

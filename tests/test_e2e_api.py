@@ -89,6 +89,7 @@ def test_health_readiness_and_openapi(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
+    assert "redis://" not in client.get("/readyz").text  # no connection details
     assert set(ready["checks"]) == {"redis", "stage_store", "callback_sender"}
     spec = client.get("/openapi.json").json()
     assert "/v1/tasks" in spec["paths"] and "/v1/tasks/{task_id}/status" in spec["paths"]

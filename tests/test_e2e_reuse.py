@@ -115,15 +115,19 @@ async def test_concurrent_different_nodes_on_one_task_keep_every_stage(
 
 
 def test_failed_stage_is_a_miss_and_other_stages_stay(
-    client: httpx.Client, video: Path, storage_root: Path
+    client: httpx.Client, video: Path, storage_root: Path, loopback: LoopbackServer
 ) -> None:
     task_id = unique("failed")
     silent = make_silent_video(storage_root / "inputs" / f"{task_id}.mp4")
     assert submit(client, task_id, str(video), name="ffmpeg.extract_keyframes").status_code == 202
     keyframes = wait_stage(client, task_id, "ffmpeg.extract_keyframes")
-    assert submit(client, task_id, str(silent)).status_code == 202
+    cb = unique("cb-failed")
+    assert submit(client, task_id, str(silent), loopback.url(cb)).status_code == 202
     failed = wait_stage(client, task_id, EXTRACT)
     assert failed["status"] == "FAILED" and "no audio stream" in failed["error"]
+    told = loopback.wait_for(cb)[0].json  # the callback reports the stage, not the job
+    assert told["status"] == "failed"
+    assert told["result"]["stages"][EXTRACT]["error"] == failed["error"]
     status = client.get(f"/v1/tasks/{task_id}/status").json()
     assert status["status"] == "failed"
     assert status["stages"]["ffmpeg.extract_keyframes"] == keyframes
@@ -154,6 +158,17 @@ def test_hit_with_new_callback_calls_it_and_keeps_the_stage(
     assert got["reuse_info"]["cached_at"] == stage["finished_at"]
     assert got["result"]["stages"][EXTRACT] == stage
     assert client.get(f"/v1/tasks/{task_id}/status").json()["stages"][EXTRACT] == stage
+
+
+def test_missing_artifact_is_a_miss(client: httpx.Client, video: Path) -> None:
+    task_id = unique("gone")
+    submit(client, task_id, str(video))
+    stage = wait_stage(client, task_id, EXTRACT)
+    Path(stage["output"]["audio_path"]).unlink()
+    r = submit(client, task_id, str(video))
+    assert r.status_code == 202 and r.json()["reuse_info"]["reason"] == "artifact_missing"
+    again = wait_stage(client, task_id, EXTRACT)
+    assert again["attempt"] == 2 and Path(again["output"]["audio_path"]).is_file()
 
 
 def test_reuse_off_and_strict(client: httpx.Client, video: Path, storage_root: Path) -> None:

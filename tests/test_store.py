@@ -114,6 +114,8 @@ async def test_heartbeat_extends_lease_and_records_progress(store: RedisStageSto
 
 async def test_ttl_slides_on_every_write(store: RedisStageStore) -> None:
     await store.claim(claim_req("job-t"))
+    for key in keys.job_keys("job-t")[:2]:  # never an immortal key (TTL -1)
+        assert await store.redis.pttl(key) > 0
     await store.redis.pexpire(keys.stages("job-t"), 5000)
     await store.start("job-t", "ffmpeg.extract_audio", 1)
     ttl = await store.redis.pttl(keys.stages("job-t"))
