@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import hmac
 import logging
-import os
 import re
 import time
 from typing import Any
@@ -30,11 +29,11 @@ from nodes.inputs import InputError, check_file_params, resolve_upstream
 from nodes.runner import Job
 from nodes.spec import NodeSpec
 from reuse import reuse_info
-from reuse.decide import Action, artifact_paths, decide
+from reuse.decide import Action, decide
 from reuse.models import Stage, WorkflowContext, fingerprint
 from reuse.settings import Settings
 from reuse.status import MissReason
-from reuse.store import ClaimRequest, RedisStageStore
+from reuse.store import ClaimRequest, RedisStageStore, artifacts_exist
 
 log = logging.getLogger("reelserve.ingress")
 api = FastAPI(
@@ -118,8 +117,7 @@ class Ingress:
         stages = context.stages if context else {}
         resolved = resolve_upstream(spec, params, stages)
         check_file_params(spec, resolved, self.settings)
-        paths = artifact_paths(stages.get(spec.name), spec.reuse_keys)
-        return resolved, all(os.path.exists(p) for p in paths)
+        return resolved, artifacts_exist(stages.get(spec.name), spec.reuse_keys)
 
     def _answer(
         self, status_code: int, body: TaskRequest, status: str, message: str,

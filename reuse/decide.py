@@ -1,7 +1,7 @@
 """The reuse decision: a pure function of the stored stage and the request (DESIGN §3).
 
-No I/O here. Whether the stage's artifacts still exist is checked by the caller (see
-`artifact_paths`) and passed in as `artifacts_present`.
+`decide` does no I/O. Whether the stage's artifacts still exist is checked by the caller
+(`reuse.store.artifacts_exist`) and passed in as `artifacts_present`.
 """
 
 from __future__ import annotations

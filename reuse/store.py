@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -27,6 +28,11 @@ from reuse.status import ReuseMode, StageStatus
 def lua(name: str) -> str:
     """The text of one of reuse/lua/*.lua."""
     return resources.files("reuse").joinpath("lua", name).read_text()
+
+
+def artifacts_exist(stage: Stage | None, reuse_keys: Sequence[str]) -> bool:
+    """Do the files behind a SUCCESS stage's reuse keys still exist? (stat calls)"""
+    return all(os.path.exists(p) for p in artifact_paths(stage, reuse_keys))
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -102,13 +108,6 @@ class RedisStageStore:
         deliveries = [CallbackDelivery.model_validate_json(v) for v in cb_raw.values()]
         return WorkflowContext.build(meta, stages, deliveries)
 
-    async def artifacts_present(self, stage: Stage | None, reuse_keys: list[str]) -> bool:
-        paths = artifact_paths(stage, reuse_keys)
-        if not paths:
-            return True
-        exists = await asyncio.to_thread(lambda: all(os.path.exists(p) for p in paths))
-        return exists
-
     # ---- writes ------------------------------------------------------------------------
 
     def job_folder(self, task_id: str) -> str:
@@ -140,7 +139,7 @@ class RedisStageStore:
         """
         while True:
             current = await self.read_stage(req.task_id, req.task_name)
-            present = await self.artifacts_present(current, req.reuse_keys)
+            present = await asyncio.to_thread(artifacts_exist, current, req.reuse_keys)
             now = time.time()
             decision = decide(
                 current,
