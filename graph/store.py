@@ -16,6 +16,7 @@ from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
 from reuse.settings import Settings
+from reuse.status import MissReason
 from reuse.store import ClaimRequest, FencedWriter, RedisStageStore
 
 
@@ -57,6 +58,9 @@ class StageStore:
         async with self.locks.hold(req.task_id):
             outcome = await self.store.claim(req)
             stage, decision = outcome.stage, outcome.decision
+            if decision.reason is MissReason.LEASE_EXPIRED:
+                await self.outbox.move_waiting(req.task_id, req.task_name, stage.attempt - 1,
+                                               stage.attempt)
             if callback_url:
                 if decision.action is Action.HIT:
                     await self.outbox.enqueue_hit(req.task_id, req.task_name, stage, callback_url)

@@ -101,6 +101,23 @@ class Outbox:
                 queued += 1
         return queued
 
+    async def move_waiting(
+        self, task_id: str, task_name: str, old_attempt: int, new_attempt: int
+    ) -> int:
+        """Carry the subscribers of a dead attempt (lease expired) over to its re-run."""
+        moved = 0
+        for record in await self.store.read_deliveries(task_id):
+            if (record.task_name, record.attempt, record.state) != (
+                    task_name, old_attempt, DeliveryState.WAITING):
+                continue
+            closed = record.model_copy(update={
+                "state": DeliveryState.FAILED,
+                "last_error": f"attempt {old_attempt} died; moved to attempt {new_attempt}"})
+            if await self._put(task_id, closed, guard=DeliveryState.WAITING, score=""):
+                await self.subscribe(task_id, task_name, new_attempt, record.url, kind="wait")
+                moved += 1
+        return moved
+
     async def enqueue_hit(self, task_id: str, task_name: str, stage: Stage, url: str) -> None:
         """A reuse hit with a callback URL: that URL is called; the stage is not touched."""
         now = time.time()

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from reuse import keys
+from reuse.outbox import Outbox
 from reuse.settings import Settings
 from reuse.status import ReuseMode
 from reuse.store import ClaimRequest, RedisStageStore
@@ -216,6 +217,8 @@ async def test_claim_that_never_started_is_recovered_by_its_lease(
     await dead.claim(ClaimRequest(task_id=task_id, task_name=EXTRACT, reuse_keys=["audio_path"],
                                   mode=ReuseMode.AUTO, input_params={"video_path": str(video)},
                                   fingerprint="x", request_params={}))
+    waiter = unique("cb-waiter")  # a caller that got `pending` from the dead attempt
+    await Outbox(dead).subscribe(task_id, EXTRACT, 1, loopback.url(waiter))
     await dead.close()
     cb = unique("cb-dead")
     r = submit(client, task_id, str(video), loopback.url(cb))
@@ -224,6 +227,9 @@ async def test_claim_that_never_started_is_recovered_by_its_lease(
     assert r.json()["reuse_info"]["attempt"] == 2
     assert loopback.wait_for(cb)[0].json["status"] == "completed"
     assert wait_stage(client, task_id, EXTRACT)["attempt"] == 2
+    moved = loopback.wait_for(waiter)[0].json  # the waiter is told about the re-run
+    assert moved["status"] == "completed"
+    assert moved["reuse_info"]["attempt"] == 2
 
 
 BAD = [

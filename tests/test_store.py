@@ -164,6 +164,26 @@ async def test_outbox_subscribe_is_idempotent_and_promoted_on_finish(
     assert states[record.url] is DeliveryState.DELIVERED
 
 
+async def test_subscribers_of_a_dead_attempt_move_to_the_rerun(
+    redis_url: str, tmp_path: Path
+) -> None:
+    short = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=0.0))
+    outbox = Outbox(short)
+    await short.claim(claim_req("job-m"))
+    await outbox.subscribe("job-m", "ffmpeg.extract_audio", 1, "http://w.example/cb")
+    rerun = await short.claim(claim_req("job-m"))
+    assert rerun.decision.reason is MissReason.LEASE_EXPIRED
+    assert await outbox.move_waiting("job-m", "ffmpeg.extract_audio", 1, 2) == 1
+    by_attempt = {d.attempt: d for d in await short.read_deliveries("job-m")}
+    assert by_attempt[1].state is DeliveryState.FAILED
+    assert by_attempt[2].state is DeliveryState.WAITING
+    await short.start("job-m", "ffmpeg.extract_audio", 2)
+    await short.finish("job-m", "ffmpeg.extract_audio", 2, output={"audio_path": "/x"})
+    assert await outbox.promote_waiting("job-m", "ffmpeg.extract_audio", 2) == 1
+    assert [r.url for _, r in await outbox.take_due()] == ["http://w.example/cb"]
+    await short.close()
+
+
 async def test_late_subscriber_of_an_ended_attempt_is_queued(store: RedisStageStore) -> None:
     await run_to_success(store, "job-s", "ffmpeg.extract_audio", {"audio_path": "/x"})
     outbox = Outbox(store)
