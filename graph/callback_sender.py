@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from ray import serve
@@ -25,6 +26,7 @@ from reuse.status import DeliveryState
 
 log = logging.getLogger("reelserve.callbacks")
 POLL_S = 1.0
+MAX_PARALLEL = 32
 
 
 class Deliverer:
@@ -75,6 +77,7 @@ class CallbackSender:
         self.store = store
         self.deliverer = Deliverer(settings)
         self.wake = asyncio.Event()
+        self.active: set[asyncio.Task[None]] = set()
         self.loop_task = asyncio.get_running_loop().create_task(self._drain_forever())
 
     async def notify(self) -> None:
@@ -85,24 +88,39 @@ class CallbackSender:
         return not self.loop_task.done()
 
     async def _drain_forever(self) -> None:
+        """Keep up to MAX_PARALLEL deliveries going; a slow receiver holds only its own slot."""
         while True:
             self.wake.clear()  # before reading, so a notify during the read is not lost
-            try:
-                batch = await self.store.take_due.remote(16)
-            except Exception:
-                log.exception("cannot read the outbox; retrying")
-                batch = []
+            room = MAX_PARALLEL - len(self.active)
+            batch: list[tuple[str, CallbackDelivery]] = []
+            if room > 0:
+                try:
+                    batch = await self.store.take_due.remote(room)
+                except Exception:
+                    log.exception("cannot read the outbox; retrying")
+            for task_id, record in batch:
+                task = asyncio.get_running_loop().create_task(self._deliver(task_id, record))
+                self.active.add(task)
+                task.add_done_callback(self._done)
             if batch:
-                await asyncio.gather(*(self._deliver(t, r) for t, r in batch))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=POLL_S)
 
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.active.discard(task)
+        self.wake.set()  # a slot is free
+
     async def _deliver(self, task_id: str, record: CallbackDelivery) -> None:
-        result = await self.deliverer.attempt(task_id, record)
-        if result.state is not DeliveryState.DELIVERED:
-            log.warning("callback %s for %s: %s", record.url, task_id, result.error)
-        await self.store.settle.remote(task_id, record, result)
+        try:
+            result = await self.deliverer.attempt(task_id, record)
+            if result.state is not DeliveryState.DELIVERED:
+                # the host only: callback URLs often carry tokens in their path or query
+                log.warning("callback to %s for %s: %s", urlsplit(record.url).hostname,
+                            task_id, result.error)
+            await self.store.settle.remote(task_id, record, result)
+        except Exception:  # it stays in the outbox and is retried after callback_inflight_s
+            log.exception("delivery %s of %s could not be settled", record.id, task_id)
 
     async def check_health(self) -> None:
         if self.loop_task.done():

@@ -1,7 +1,8 @@
 """A real HTTP server on loopback for tests: callback receiver and gated file server.
 
-- POST /cb/<name>        records the callback; `behaviour` decides the answer
-                         (e.g. fail the first N tries with 500, 410, a redirect)
+- POST /cb/<name>        records the callback; `fail_first`/`status_for` decide the answer
+                         (500 for the first N tries, 410, a redirect); `slow_callback`
+                         holds the answer until the test opens the gate
 - GET  /files/<name>     serves a registered file; if a gate is set for it, the response
                          waits until the test opens the gate (a deterministic "running" node)
 """
@@ -35,7 +36,8 @@ class LoopbackServer:
     files: dict[str, Path] = field(default_factory=dict)
     gates: dict[str, threading.Event] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
-    hits: dict[str, int] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)  # answered requests per path
+    arrived: dict[str, int] = field(default_factory=dict)  # requests that came in per path
 
     def start(self) -> LoopbackServer:
         owner = self
@@ -47,6 +49,12 @@ class LoopbackServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
+                with owner.cond:
+                    owner.arrived[self.path] = owner.arrived.get(self.path, 0) + 1
+                    owner.cond.notify_all()
+                gate = owner.gates.get(self.path)
+                if gate is not None:  # a slow receiver, until the test opens the gate
+                    gate.wait(timeout=120)
                 with owner.cond:
                     n = owner.hits.get(self.path, 0) + 1
                     owner.hits[self.path] = n
@@ -96,6 +104,10 @@ class LoopbackServer:
             self.gates[name] = threading.Event()
         return f"{self.base}/files/{name}"
 
+    def slow_callback(self, name: str) -> str:
+        self.gates[f"/cb/{name}"] = threading.Event()
+        return self.url(name)
+
     def open_gate(self, name: str) -> None:
         self.gates[name].set()
 
@@ -110,6 +122,11 @@ class LoopbackServer:
         got = self.calls(name)
         assert ok, f"expected {count} callbacks on {name}, got {len(got)}"
         return got
+
+    def wait_for_hit(self, path: str, timeout: float = 60) -> None:
+        """Block until a request reached `path` (answered or still held by a gate)."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.arrived.get(path, 0) > 0, timeout=timeout)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -49,6 +49,19 @@ def test_failed_delivery_is_shown_in_status(client: httpx.Client, video: Path,
     assert state["attempts"] == 5 and "HTTP 500" in state["last_error"]
 
 
+def test_a_slow_receiver_does_not_hold_up_others(client: httpx.Client, video: Path,
+                                                  loopback: LoopbackServer) -> None:
+    slow, fast = unique("slow"), unique("fast")
+    slow_job = submit(client, video, loopback.slow_callback(slow))
+    loopback.wait_for_hit(f"/cb/{slow}")  # the sender is now stuck in that request
+    submit(client, video, loopback.url(fast))
+    assert loopback.wait_for(fast)[0].json["status"] == "completed"
+    # the slow one is still in its first try: it did not have to time out to free the sender
+    assert loopback.calls(slow) == [] and delivery(client, slow_job)["attempts"] == 0
+    loopback.open_gate(f"/cb/{slow}")
+    assert loopback.wait_for(slow)[0].json["status"] == "completed"
+
+
 @pytest.mark.slow
 def test_delivered_after_the_sender_restarts(client: httpx.Client, video: Path,
                                              loopback: LoopbackServer) -> None:
