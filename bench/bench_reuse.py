@@ -74,9 +74,11 @@ def main() -> None:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from tests.conftest import fast_path_env, free_port
+
+    root = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     if args.proxy == "haproxy":
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        os.environ.update(fast_path_env())
 
     import ray
     from fastapi import FastAPI
@@ -85,7 +87,6 @@ def main() -> None:
 
     from graph.app import build_graph
     from reuse.settings import Settings
-    from tests.conftest import free_port
     from tests.loopback import LoopbackServer
     from tests.media import make_video
 
@@ -100,7 +101,6 @@ def main() -> None:
 
     redis_server = ValkeyServer(port=free_port())
     redis_server.start()
-    root = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     settings = Settings(redis_url=redis_server.connection_url + "/0", storage_root=root,
                         callback_allow_cidrs=["127.0.0.0/8"])
     ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +79,25 @@ def settings(redis_url: str, storage_root: Path) -> Settings:
     return make_settings(redis_url, storage_root)
 
 
+def fast_path_env() -> dict[str, str]:
+    """Serve's HAProxy fast path with its own files and ports, so a test or bench run does
+    not collide with a `make run` on the same machine (defaults: /tmp/haproxy-serve, 8404,
+    9101). The folder is short on purpose: HAProxy's sockets live two levels below it and
+    a Unix socket path is limited to 107 bytes."""
+    d = Path(tempfile.mkdtemp(prefix="rs-hap-", dir="/tmp"))
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(d / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(d / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(d),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(d / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(d / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+    }
+
+
 @pytest.fixture(scope="session")
 def api(settings: Settings) -> Iterator[str]:
     """The whole graph on a real local Ray + Serve, over HTTP on loopback."""
@@ -88,8 +108,7 @@ def api(settings: Settings) -> Iterator[str]:
 
     if os.environ.get("REELSERVE_TEST_PROXY", "haproxy") == "haproxy":
         # the same fast path `make run` uses (ray[serve] bundles haproxy)
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        os.environ.update(fast_path_env())
     ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
              log_to_driver=False)
     port = free_port()
