@@ -4,7 +4,8 @@
 
 Prints, for the same machine and the same moment:
 - reuse-hit latency p50/p99 of POST /v1/tasks vs a trivial FastAPI Serve endpoint (the
-  ratio is the figure), and throughput with 8 concurrent clients;
+  ratio is the figure) and vs one that answers after one Redis read ("1 read": the floor
+  of any answer that consults Redis), and throughput with 8 concurrent clients;
 - submit-to-202 latency of a miss (the node blocks on a gated input, so the answer cannot
   depend on the node's duration);
 - the number of runs started by N concurrent identical submits.
@@ -99,6 +100,23 @@ def main() -> None:
         async def tasks(self, body: dict) -> dict:
             return {"task_id": body.get("task_id"), "status": "completed"}
 
+    redis_api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.25})
+    @serve.ingress(redis_api)
+    class OneRead:
+        """The floor of any answer from Redis: parse the body, one HGETALL, reply."""
+
+        def __init__(self, url: str) -> None:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.Redis.from_url(url, decode_responses=True)
+
+        @redis_api.post("/v1/tasks")
+        async def tasks(self, body: dict) -> dict:
+            stages = await self.redis.hgetall(f"rs:{{{body['task_id']}}}:stages")
+            return {"task_id": body.get("task_id"), "stages": list(stages)}
+
     redis_server = ValkeyServer(port=free_port())
     redis_server.start()
     settings = Settings(redis_url=redis_server.connection_url + "/0", storage_root=root,
@@ -109,6 +127,7 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(settings), name="reelserve", route_prefix="/")
     serve.run(Trivial.bind(), name="trivial", route_prefix="/trivial")
+    serve.run(OneRead.bind(settings.redis_url), name="oneread", route_prefix="/oneread")
     base = f"http://127.0.0.1:{port}"
     video = make_video(root / "inputs" / "bench.mp4", seconds=4)
     loop = LoopbackServer().start()
@@ -132,16 +151,20 @@ def main() -> None:
         def triv(cl: httpx.Client) -> httpx.Response:
             return cl.post("/trivial/v1/tasks", json=body)
 
-        paired(c, (hit, triv), 100, 50)  # warm up
+        def one_read(cl: httpx.Client) -> httpx.Response:
+            return cl.post("/oneread/v1/tasks", json=body)
+
+        paired(c, (hit, triv, one_read), 100, 50)  # warm up
         lat: dict[int, dict[str, list[float]]] = {}
         for block in (50, 1):  # turns of 50 requests (each endpoint warm), then alternating
-            rows: dict[str, list[float]] = {"h50": [], "h99": [], "t50": [], "t99": []}
+            rows: dict[str, list[float]] = {k: [] for k in ("h50", "h99", "t50", "t99",
+                                                            "r50", "r99")}
             for _ in range(args.rounds):
-                h, t = paired(c, (hit, triv), args.requests, block)
-                rows["h50"].append(pct(h, 0.5))
-                rows["h99"].append(pct(h, 0.99))
-                rows["t50"].append(pct(t, 0.5))
-                rows["t99"].append(pct(t, 0.99))
+                h, t, one = paired(c, (hit, triv, one_read), args.requests, block)
+                for q in (50, 99):
+                    rows[f"h{q}"].append(pct(h, q / 100))
+                    rows[f"t{q}"].append(pct(t, q / 100))
+                    rows[f"r{q}"].append(pct(one, q / 100))
             lat[block] = rows
         rps_hit = statistics.median(throughput(base, hit, 8, 4) for _ in range(args.rounds))
         rps_tr = statistics.median(throughput(base, triv, 8, 4) for _ in range(args.rounds))
@@ -171,12 +194,13 @@ def main() -> None:
     m = statistics.median
     print(f"\nreelserve reuse bench ({args.proxy} proxy, {os.cpu_count()} CPUs, medians of "
           f"{args.rounds} rounds x {args.requests} sequential requests per endpoint)")
-    print(f"{'':34}{'reuse hit':>11}{'trivial':>11}{'ratio':>8}")
+    print(f"{'':34}{'reuse hit':>11}{'trivial':>11}{'ratio':>8}{'1 read':>10}{'ratio':>8}")
     for block, label in ((50, "turns of 50"), (1, "alternating")):
         r = lat[block]
         for q in ("50", "99"):
-            h, t = m(r["h" + q]), m(r["t" + q])
-            print(f"{f'latency p{q} (ms), {label}':34}{h:11.2f}{t:11.2f}{h / t:8.2f}")
+            h, t, one = m(r["h" + q]), m(r["t" + q]), m(r["r" + q])
+            print(f"{f'latency p{q} (ms), {label}':34}{h:11.2f}{t:11.2f}{h / t:8.2f}"
+                  f"{one:10.2f}{h / one:8.2f}")
     print(f"{'throughput, 8 clients (rps)':34}{rps_hit:11.0f}{rps_tr:11.0f}"
           f"{rps_hit / rps_tr:8.2f}")
     print(f"miss, submit-to-202 (ms): p50 {pct(miss, 0.5):.2f}  p99 {pct(miss, 0.99):.2f}  "

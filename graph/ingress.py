@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -122,17 +122,18 @@ class Ingress:
     def _answer(
         self, status_code: int, body: TaskRequest, status: str, message: str,
         info: reuse_info.ReuseInfo, result: WorkflowContext | None = None,
-    ) -> JSONResponse:
+    ) -> Response:
         resp = TaskResponse(
             task_id=body.task_id, task_name=body.task_name, status=status,
-            message=message, reuse_info=reuse_info.to_dict(info),
-            result=result.model_dump(mode="json") if result else None,
+            message=message, reuse_info=reuse_info.to_dict(info), result=result,
         )
-        return JSONResponse(status_code=status_code, content=resp.model_dump(mode="json"))
+        # pydantic's own serializer, straight to bytes (no dict round trip through json)
+        return Response(resp.model_dump_json(), status_code=status_code,
+                        media_type="application/json")
 
     async def _hit(
         self, body: TaskRequest, stage: Stage, context: WorkflowContext | None
-    ) -> JSONResponse:
+    ) -> Response:
         """Answer a hit. `context` is the job as read for the decision (None: read it now)."""
         if body.callback and context is not None:
             await self.store.enqueue_hit.remote(body.task_id, body.task_name, body.callback)
@@ -161,7 +162,7 @@ class Ingress:
 
     @api.post("/v1/tasks", response_model=TaskResponse, status_code=202,
               responses={200: {"model": TaskResponse}})
-    async def create_task(self, body: TaskRequest, request: Request) -> JSONResponse:
+    async def create_task(self, body: TaskRequest, request: Request) -> Response:
         self._auth(request)
         # The decision, claim and hand-off run in a task of their own, outside the request's
         # Serve context and shielded: a client that disconnects cancels this handler, but
@@ -170,7 +171,7 @@ class Ingress:
             self._submit(body), context=contextvars.Context())
         return await asyncio.shield(work)
 
-    async def _submit(self, body: TaskRequest) -> JSONResponse:
+    async def _submit(self, body: TaskRequest) -> Response:
         spec = self._spec(body.task_name)
         try:
             params = spec.params.model_validate(body.input_data).model_dump(mode="json")
@@ -212,12 +213,12 @@ class Ingress:
         return self._answer(202, body, "pending", f"started ({reason.value})",
                             reuse_info.miss(spec.name, reason, stage.attempt))
 
-    async def _context_or_404(self, task_id: str, request: Request) -> JSONResponse:
+    async def _context_or_404(self, task_id: str, request: Request) -> Response:
         self._auth(request)
         context = await self.reader.read_context(task_id)
         if context is None:
             raise ApiError(404, f"task {task_id!r} not found")
-        return JSONResponse(context.model_dump(mode="json"))
+        return Response(context.model_dump_json(), media_type="application/json")
 
     @api.get("/v1/tasks/supported-tasks")
     async def supported_tasks(self, request: Request) -> dict[str, Any]:
@@ -225,11 +226,11 @@ class Ingress:
         return {"tasks": [describe(spec) for spec in self.specs]}
 
     @api.get("/v1/tasks/{task_id}/status")
-    async def status(self, task_id: str, request: Request) -> JSONResponse:
+    async def status(self, task_id: str, request: Request) -> Response:
         return await self._context_or_404(_valid_id(task_id), request)
 
     @api.get("/v1/tasks/{task_id}/result")
-    async def result(self, task_id: str, request: Request) -> JSONResponse:
+    async def result(self, task_id: str, request: Request) -> Response:
         return await self._context_or_404(_valid_id(task_id), request)
 
     @api.delete("/v1/tasks/{task_id}")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reuse.callbacks import AddressRefused, check_url_syntax
+from reuse.models import WorkflowContext
 from reuse.status import ReuseMode
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -46,7 +47,7 @@ class TaskResponse(BaseModel):
     status: Literal["completed", "pending"]
     message: str
     reuse_info: dict[str, Any]
-    result: dict[str, Any] | None = None  # the WorkflowContext on a hit
+    result: WorkflowContext | None = None  # the whole job, on a hit
 
 
 class ErrorResponse(BaseModel):
