@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from nodes import registry
+from nodes.device import assigned_gpu_ids, select_device
 from nodes.runner import Job, NodeRunner
 from reuse.settings import Settings
 
@@ -50,8 +51,10 @@ class NodeDeployment:
         if spec is None:
             raise ValueError(f"unknown node {task_name!r}")
         self.sender = sender
-        engine = spec.load(settings) if spec.load else None  # once per replica
-        self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify)
+        self.device = select_device()
+        engine = spec.load(settings, self.device) if spec.load else None  # once per replica
+        self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify,
+                                 self.device)
         self.running: set[asyncio.Task[Any]] = set()
 
     async def _notify(self) -> None:
@@ -65,3 +68,7 @@ class NodeDeployment:
 
     async def in_flight(self) -> int:
         return len(self.running)
+
+    async def describe(self) -> dict[str, Any]:
+        """Where this replica computes: the device and the GPUs Ray assigned to it."""
+        return {"device": self.device, "gpu_ids": assigned_gpu_ids()}

@@ -53,8 +53,10 @@ class NodeRunner:
         writer: StageWriter,
         engine: Any = None,
         on_finished: Callable[[], Awaitable[None]] | None = None,
+        device: str = "cpu",
     ) -> None:
         self.spec = spec
+        self.device = device
         self.settings = settings
         self.writer = writer
         self.engine = engine
@@ -94,7 +96,7 @@ class NodeRunner:
         ctx = RunContext(
             task_id=job.task_id, task_name=job.task_name, attempt=job.attempt,
             workdir=self.settings.storage_root / job.task_id / job.task_name,
-            settings=self.settings, engine=self.engine,
+            settings=self.settings, engine=self.engine, device=self.device,
         )
         work = asyncio.ensure_future(asyncio.to_thread(self._call, job, ctx))
         current = True

@@ -32,6 +32,7 @@ class RunContext:
     workdir: Path  # <storage_root>/<task_id>/<task_name>/ - created, emptied per attempt
     settings: Settings
     engine: Any = None  # what the spec's `load` made, once per replica
+    device: str = "cpu"  # nodes.device.select_device() of the replica
     _progress: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,7 +61,7 @@ class NodeSpec:
     upstream: dict[str, tuple[Source, ...]] = field(default_factory=dict)
     required: tuple[str, ...] = ()  # set after upstream resolution; "a|b": one of them
     file_params: tuple[str, ...] = ()  # params that name an input file or URL
-    load: Callable[[Settings], Any] | None = None  # engine loader, once per replica
+    load: Callable[[Settings, str], Any] | None = None  # (settings, device): once per replica
     num_cpus: float = 0.25
     num_gpus: float = 0.0
     max_concurrent_runs: int = 4  # runs at once per replica; more queue (lease kept alive)

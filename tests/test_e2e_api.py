@@ -120,3 +120,13 @@ def test_fractional_gpu_deployments_pack_on_one_gpu(secured: str) -> None:
     used = wait_until(lambda: (u := 1 - ray.available_resources().get("GPU", 0)) >= 2 * fraction
                       and u)
     assert used == pytest.approx(2 * fraction)
+
+
+def test_logical_gpu_is_assigned_but_nodes_compute_on_cpu(api: str) -> None:
+    """On this CPU-only machine Ray hands the GPU node a logical GPU; it must pick the CPU."""
+    sep = registry.BY_NAME["audio_separator.separate_vocals"].deployment_name
+    cpu_only = registry.BY_NAME["ffmpeg.extract_audio"].deployment_name
+    got = serve.get_deployment_handle(sep, app_name="reelserve").describe.remote().result()
+    assert got == {"device": "cpu", "gpu_ids": ["0"]}
+    got = serve.get_deployment_handle(cpu_only, app_name="reelserve").describe.remote().result()
+    assert got == {"device": "cpu", "gpu_ids": []}

@@ -105,6 +105,7 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
         "all_audio_files": [str(vocal_path), str(accomp_path)],
         "model_used": "repet_sim",
         "engine": "embedded",
+        "device": "cpu",  # REPET-SIM is numpy/librosa: CPU whatever the replica was given
         "quality_mode": params.quality_mode,
     }
 
@@ -116,7 +117,7 @@ SPECS = (
         params=SeparateVocalsParams, run=separate_vocals,
         reuse_keys=("vocal_audio",),
         outputs=("vocal_audio", "instrumental_audio", "all_audio_files", "model_used",
-                 "engine", "quality_mode"),
+                 "engine", "device", "quality_mode"),
         upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),)},
         required=("audio_path|video_path",), file_params=("audio_path", "video_path"),
         num_cpus=0.25, num_gpus=0.25, max_concurrent_runs=2,
