@@ -270,3 +270,17 @@ def test_malformed_json_is_400(client: httpx.Client) -> None:
     r = client.post("/v1/tasks", content=b"{not json", headers={"content-type":
                                                                   "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+
+
+def test_job_input_params_is_the_request_that_started_the_latest_run(
+    client: httpx.Client, video: Path
+) -> None:
+    task_id = unique("params")
+    submit(client, task_id, str(video))
+    wait_stage(client, task_id, EXTRACT)
+    submit(client, task_id, str(video), name="ffmpeg.extract_keyframes")
+    wait_stage(client, task_id, "ffmpeg.extract_keyframes")
+    assert submit(client, task_id, str(video)).status_code == 200  # a hit writes nothing
+    job = client.get(f"/v1/tasks/{task_id}/status").json()
+    assert job["input_params"]["task_name"] == "ffmpeg.extract_keyframes"
+    assert job["stages"][EXTRACT]["input_params"] == {"video_path": str(video.resolve())}
