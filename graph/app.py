@@ -26,23 +26,22 @@ class AppArgs(BaseModel):
     )
 
 
-def _dep(cls: object) -> Deployment:
+def as_deployment(cls: object) -> Deployment:
     """The @serve.deployment classes are Deployments at run time; tell the type checker."""
     return cast(Deployment, cls)
 
 
 def build_graph(settings: Settings, nodes: list[str] | None = None) -> Application:
-    store = _dep(StageStore).bind(settings)
-    sender = _dep(CallbackSender).bind(settings, store)
+    store = as_deployment(StageStore).bind(settings)
+    sender = as_deployment(CallbackSender).bind(settings, store)
     node_apps = {
-        spec.name: _dep(NodeDeployment).options(
+        spec.name: as_deployment(NodeDeployment).options(
             name=spec.deployment_name,
             ray_actor_options={"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
-            max_ongoing_requests=100,
         ).bind(spec.name, settings, store, sender)
         for spec in registry.select(nodes)
     }
-    return _dep(Ingress).bind(settings, store, sender, node_apps)
+    return as_deployment(Ingress).bind(settings, store, sender, node_apps)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -10,7 +10,13 @@ import sys
 from typing import Any
 
 import yaml
+from ray.serve import Deployment
 
+from graph.app import as_deployment
+from graph.callback_sender import CallbackSender
+from graph.ingress import Ingress
+from graph.node_deployment import NodeDeployment
+from graph.store import StageStore
 from nodes import registry
 
 HEADER = """\
@@ -21,21 +27,22 @@ HEADER = """\
 """
 
 
+def _entry(name: str, deployment: Deployment, actor_options: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "num_replicas": 1,
+            "max_ongoing_requests": deployment.max_ongoing_requests,
+            "ray_actor_options": actor_options}
+
+
 def platform_deployments() -> list[dict[str, Any]]:
-    return [
-        {"name": "Ingress", "num_replicas": 1, "max_ongoing_requests": 1000,
-         "ray_actor_options": {"num_cpus": 0.25}},
-        {"name": "StageStore", "num_replicas": 1, "max_ongoing_requests": 1000,
-         "ray_actor_options": {"num_cpus": 0.1}},
-        {"name": "CallbackSender", "num_replicas": 1, "max_ongoing_requests": 100,
-         "ray_actor_options": {"num_cpus": 0.1}},
-    ]
+    """Ingress, StageStore, CallbackSender with the options their decorators declare."""
+    platform = (as_deployment(c) for c in (Ingress, StageStore, CallbackSender))
+    return [_entry(d.name, d, dict(d.ray_actor_options or {})) for d in platform]
 
 
 def generate() -> dict[str, Any]:
     nodes = [
-        {"name": spec.deployment_name, "num_replicas": 1, "max_ongoing_requests": 100,
-         "ray_actor_options": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus}}
+        _entry(spec.deployment_name, as_deployment(NodeDeployment),
+               {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus})
         for spec in registry.NODES
     ]
     return {

@@ -41,7 +41,8 @@ class HandleWriter:
         return bool(await self.store.finish.remote(task_id, task_name, attempt, output, error))
 
 
-@serve.deployment
+# `submit` returns at once (runs queue inside the replica), so this only bounds hand-offs
+@serve.deployment(max_ongoing_requests=100)
 class NodeDeployment:
     def __init__(
         self, task_name: str, settings: Settings, store: DeploymentHandle,
@@ -65,9 +66,6 @@ class NodeDeployment:
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         return True
-
-    async def in_flight(self) -> int:
-        return len(self.running)
 
     async def describe(self) -> dict[str, Any]:
         """Where this replica computes: the device and the GPUs Ray assigned to it."""

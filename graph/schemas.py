@@ -48,8 +48,3 @@ class TaskResponse(BaseModel):
     message: str
     reuse_info: dict[str, Any]
     result: WorkflowContext | None = None  # the whole job, on a hit
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    detail: Any = None
