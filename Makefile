@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup system-deps run stop test test-fast lint config bench clean docs
+.PHONY: setup setup-full system-deps run stop test test-fast lint config bench clean docs
 
 setup: $(VENV)/.installed
 
@@ -14,6 +14,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
 	@$(MAKE) --no-print-directory system-deps
+	touch $@
+
+# The tests also run the torch engines (pyannote.audio, demucs): ~7 GB more in the venv.
+setup-full: $(VENV)/.installed-full
+
+$(VENV)/.installed-full: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev,pyannote,demucs]"
 	touch $@
 
 # Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the
@@ -36,13 +43,13 @@ run: setup
 stop:
 	scripts/stop.sh
 
-test: setup
+test: setup-full
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup-full
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup
+lint: setup-full
 	$(VENV)/bin/ruff check graph nodes reuse tests bench scripts docs
 	$(VENV)/bin/mypy
 
@@ -56,6 +63,6 @@ clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache
 
 # Re-record the node examples from real responses, then regenerate the API reference.
-docs: setup
+docs: setup-full
 	REELSERVE_WRITE_EXAMPLES=1 $(PY) -m pytest -q tests/test_docs.py -k examples
 	$(PY) docs/gen_reference.py

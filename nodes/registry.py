@@ -3,13 +3,15 @@ config all come from here."""
 
 from __future__ import annotations
 
-from nodes.families import ffmpeg, ffmpeg_split, separation
+from nodes.families import ffmpeg, ffmpeg_split, pyannote, separation, whisper
 from nodes.spec import NodeSpec
 
 NODES: tuple[NodeSpec, ...] = (
     *ffmpeg.SPECS,
     *ffmpeg_split.SPECS,
     *separation.SPECS,
+    *whisper.SPECS,
+    *pyannote.SPECS,
 )
 
 BY_NAME: dict[str, NodeSpec] = {spec.name: spec for spec in NODES}

