@@ -26,7 +26,6 @@ from reuse.settings import Settings
 from tests.loopback import LoopbackServer
 from tests.media import make_video
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

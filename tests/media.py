@@ -27,3 +27,14 @@ def make_silent_video(path: Path, seconds: float = 2.0) -> Path:
         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path),
     ], check=True)
     return path
+
+
+def make_speech_video(path: Path, wav: Path, size: str = "320x240", fps: int = 10) -> Path:
+    """A video whose audio track is the given speech (AAC), for the speech chain."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([
+        ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}", "-i", str(wav),
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
+    ], check=True)
+    return path

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from nodes import registry
+from nodes.espeak import write_speech
 from nodes.spec import NodeSpec
 from tests.conftest import wait_stage
 from tests.loopback import LoopbackServer
@@ -43,6 +44,42 @@ INPUTS: dict[str, Inputs] = {
                                                       "subtitle_path": str(root / "doc.srt")},
     "audio_separator.separate_vocals": lambda url, root: {"video_path": url,
                                                           "quality_mode": "fast"},
+    "faster_whisper.transcribe_audio": lambda url, root: {"audio_path": url,
+                                                          "language": "en"},
+    "pyannote_audio.diarize_speakers": lambda url, root: {"audio_path": url},
+    "pyannote_audio.get_speaker_segments": lambda url, root: {"diarization_file": url,
+                                                              "speaker": "SPEAKER_01"},
+    "pyannote_audio.validate_diarization": lambda url, root: {"diarization_file": url},
+}
+
+DIARIZATION = {
+    "audio_path": "/share/inputs/dialogue.wav", "total_speakers": 2,
+    "segments": [{"start": 0.0, "end": 2.9, "speaker": "SPEAKER_00", "duration": 2.9},
+                 {"start": 3.3, "end": 6.1, "speaker": "SPEAKER_01", "duration": 2.8}],
+    "metadata": {"model": "embedded:vad-mfcc-ward"},
+}
+
+
+def speech_clip(root: Path) -> Path:
+    path = root / "doc-speech.wav"
+    if not path.exists():
+        write_speech(path, [("en-us", "Hello, this is the reelserve speech example."),
+                            ("en-us+f2", "And here a second voice answers.")])
+    return path
+
+
+def diarization_json(root: Path) -> Path:
+    path = root / "doc-diarization.json"
+    path.write_text(json.dumps(DIARIZATION))
+    return path
+
+
+# node -> the file its gated URL serves (default: the test video)
+GATED: dict[str, Callable[[Path], Path]] = {
+    "faster_whisper.transcribe_audio": speech_clip,
+    "pyannote_audio.diarize_speakers": speech_clip,
+    "pyannote_audio.get_speaker_segments": diarization_json,
+    "pyannote_audio.validate_diarization": diarization_json,
 }
 
 
@@ -71,9 +108,10 @@ def capture(client: httpx.Client, loopback: LoopbackServer, video: Path, root: P
     task_id = f"doc-{spec.name.replace('.', '-').replace('_', '-')}"
     client.delete(f"/v1/tasks/{task_id}", params={"force": "true"})
     (root / "doc.srt").write_text(SRT)
-    gate = f"{task_id}.mp4"
+    source = GATED[spec.name](root) if spec.name in GATED else video
+    gate = f"{task_id}{source.suffix}"
     loopback.gates.pop(gate, None)
-    url = loopback.serve_file(gate, video, gated=True)
+    url = loopback.serve_file(gate, source, gated=True)
     body = {"task_name": spec.name, "task_id": task_id,
             "input_data": INPUTS[spec.name](url, root)}
     out: dict[str, Any] = {"request": body}

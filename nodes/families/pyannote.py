@@ -184,7 +184,8 @@ def validate_diarization(params: ValidateParams, ctx: RunContext) -> dict[str, A
     return {"validation": validation, "validation_file": str(out)}
 
 
-_DIARIZATION: dict[str, tuple[Source, ...]] = {"diarization_file": (("pyannote_audio.diarize_speakers", "diarization_file"),)}
+_DIARIZATION: dict[str, tuple[Source, ...]] = {
+    "diarization_file": (("pyannote_audio.diarize_speakers", "diarization_file"),)}
 
 SPECS = (
     NodeSpec(

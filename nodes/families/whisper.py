@@ -72,6 +72,10 @@ class WhisperEngine:
         )
 
     def model_label(self, name: str) -> str:
+        """What outputs call the model: tiny.en for the bundled one, a folder's name, or the
+        name as given."""
+        if Path(name) == bundled_model_dir():
+            return "tiny.en"
         return Path(name).name if Path(name).exists() else name
 
 
@@ -90,7 +94,8 @@ class TranscribeParams(NodeParams):
     vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD.")
     temperature: float | list[float] = Field(
         default_factory=lambda: [0.0, 0.2, 0.4, 0.6],
-        description="Decoding temperature, or the fallback sequence.")
+        description="Decoding temperature, or the fallback sequence (default: "
+        "`[0.0, 0.2, 0.4, 0.6]`).")
     initial_prompt: str | None = None
 
     @field_validator("language")
