@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from nodes.engines import EngineCache
-from nodes.inputs import fetch_input
+from nodes.inputs import confine, fetch_input
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.settings import Settings
 
@@ -87,8 +87,9 @@ class TranscribeParams(NodeParams):
     audio_path: str | None = Field(default=None, description="Audio or video: path or URL.")
     language: str | None = Field(default=None, description="Language code; auto-detected "
                                  "when absent or `auto`.")
-    model: str | None = Field(default=None, description="Model folder or name; default: the "
-                              "engine's (REELSERVE_WHISPER_MODEL).")
+    model: str | None = Field(default=None, description="A model name the engine resolves, or "
+                              "an absolute path of a model folder under the storage root; "
+                              "default: REELSERVE_WHISPER_MODEL.")
     beam_size: int = Field(default=3, ge=1, le=20)
     word_timestamps: bool = True
     vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD.")
@@ -112,12 +113,22 @@ class TranscribeParams(NodeParams):
         return value
 
 
+def requested_model(model: str | None, default: str, root: Path) -> str:
+    """A request may name a model (resolved by the engine) or a model folder under the
+    storage root; other paths on the replica's disk are refused."""
+    if model is None or model == default:
+        return default
+    if Path(model).is_absolute() or model.startswith("."):
+        return str(confine(model, root))
+    return model
+
+
 def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
     from faster_whisper import decode_audio
 
     engine: WhisperEngine = ctx.engine
     assert params.audio_path
-    name = params.model or engine.default
+    name = requested_model(params.model, engine.default, ctx.settings.storage_root)
     model = engine.models.get(name)
     src = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
     started = time.monotonic()
