@@ -90,14 +90,15 @@ class TranscribeParams(NodeParams):
     model: str | None = Field(default=None, description="A model name the engine resolves, or "
                               "an absolute path of a model folder under the storage root; "
                               "default: REELSERVE_WHISPER_MODEL.")
-    beam_size: int = Field(default=3, ge=1, le=20)
-    word_timestamps: bool = True
+    beam_size: int = Field(default=3, ge=1, le=20, description="Beam search width.")
+    word_timestamps: bool = Field(default=True, description="Timed words in each segment.")
     vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD.")
     temperature: float | list[float] = Field(
         default_factory=lambda: [0.0, 0.2, 0.4, 0.6],
         description="Decoding temperature, or the fallback sequence (default: "
         "`[0.0, 0.2, 0.4, 0.6]`).")
-    initial_prompt: str | None = None
+    initial_prompt: str | None = Field(default=None, description="Text that primes the "
+                                       "decoder (names, spelling, style).")
 
     @field_validator("language")
     @classmethod
