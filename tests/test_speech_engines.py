@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -188,3 +189,21 @@ def test_demucs_engine_from_a_local_repo(engine_settings: Settings) -> None:
     # the model's rate and channels (random weights: the stems themselves are noise)
     assert sr == 44100 and vocals.shape == rest.shape == (3 * 44100, 2)
     assert np.isfinite(vocals).all() and np.abs(vocals).max() > 0
+
+
+def test_embedded_diarization_survives_digital_silence_inside_speech() -> None:
+    """Exact-zero runs inside speech regions (synthetic or gated audio) give frames of zero
+    variance; the speaker models must still fit (regression: a CI run failed here)."""
+    from nodes.espeak import synthesize
+    from nodes.families import diarize_embedded
+
+    pieces = []
+    for voice, text in (("en-us", "Good morning, this is the first speaker talking."),
+                        ("en-us+f2", "And this is the second speaker, answering back."),
+                        ("en-us", "Thank you, that is all for today.")):
+        audio, sr = synthesize(text, voice=voice)
+        audio = librosa.resample(audio, orig_sr=sr, target_sr=16000)
+        for i in range(0, len(audio), 8000):  # 0.5 s of speech, then 0.15 s of exact zeros
+            pieces += [audio[i:i + 8000], np.zeros(2400, dtype=np.float32)]
+    turns = diarize_embedded.diarize(np.concatenate(pieces), num_speakers=2)
+    assert {t[2] for t in turns} == {"SPEAKER_00", "SPEAKER_01"}

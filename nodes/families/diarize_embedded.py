@@ -74,9 +74,13 @@ def resegment(frames: np.ndarray, labels: np.ndarray, mask: np.ndarray, k: int) 
         ll = np.full((len(frames), k), -1e9)
         for c in range(k):
             own = mask & (labels == c)
-            if own.sum() >= 50:  # a speaker needs 0.5 s of speech for its model
-                gmm = GaussianMixture(8, covariance_type="diag", random_state=0)
-                ll[:, c] = gmm.fit(frames[own]).score_samples(frames)
+            if own.sum() < 50:  # a speaker needs 0.5 s of speech for its model
+                continue
+            # reg_covar: synthetic or gated audio has runs of identical (silent) frames,
+            # whose variance is zero; the floor keeps the fit well-defined
+            gmm = GaussianMixture(min(8, int(own.sum()) // 50), covariance_type="diag",
+                                  reg_covar=1e-2, random_state=0)
+            ll[:, c] = gmm.fit(frames[own]).score_samples(frames)
         labels = uniform_filter1d(ll, size=int(SMOOTH_S * SR / HOP), axis=0).argmax(axis=1)
     return labels
 
@@ -114,7 +118,7 @@ def diarize(audio: np.ndarray, num_speakers: int | None = None, min_speakers: in
     if mask.sum() < 10:
         return []
     mean, std = mfcc[:, mask].mean(1, keepdims=True), mfcc[:, mask].std(1, keepdims=True)
-    frames = ((mfcc - mean) / (std + 1e-8)).T
+    frames = ((mfcc - mean) / (std + 1e-8)).T.astype(np.float64)
     spans = windows(mask)
     static = frames[:, :19]
     feats = np.array([np.concatenate([static[s:e].mean(0), static[s:e].std(0)])
