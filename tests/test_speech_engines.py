@@ -139,6 +139,21 @@ def test_embedded_diarization_on_a_real_two_speaker_clip(engine_settings: Settin
     assert out["detected_speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     assert out["total_speakers"] == 2 and data["total_speakers"] == 2
     assert score <= 0.30 and score < baseline - 0.1
+    unaided = run_node("pyannote_audio.diarize_speakers", engine_settings,
+                       {"audio_path": str(wav)}, tag="unaided")
+    turns = json.loads(Path(unaided["diarization_file"]).read_text())["segments"]
+    score = der(reference, turns, duration)
+    print(f"DER embedded, speaker count estimated: {score:.3f} "
+          f"({unaided['total_speakers']} speakers)")
+    assert unaided["total_speakers"] == 2 and score <= 0.30
+
+
+def test_embedded_diarization_counts_one_clean_voice(engine_settings: Settings) -> None:
+    path = engine_settings.storage_root / "monologue.wav"
+    write_speech(path, [("en-us", text) for _, text in SENTENCES[:3]])
+    out = run_node("pyannote_audio.diarize_speakers", engine_settings,
+                   {"audio_path": str(path)}, tag="mono")
+    assert out["detected_speakers"] == ["SPEAKER_00"]
 
 
 def test_embedded_diarization_finds_two_voices_unaided(

@@ -4,7 +4,8 @@ A classical pipeline on well-kept libraries:
 1. speech regions from Silero VAD (the ONNX model faster-whisper ships);
 2. speaker features: MFCC statistics (librosa) over 2 s windows every 0.25 s of speech;
 3. clustering: Ward agglomerative clustering (scikit-learn) into k speakers, k given by the
-   caller or estimated by the silhouette score;
+   caller or estimated by the silhouette score (`choose_k`), with a BIC test for "one
+   voice" (`one_voice`);
 4. resegmentation: one Gaussian mixture per speaker on frame MFCCs, frames re-labelled by
    their smoothed likelihood (two rounds), which sharpens the turn boundaries.
 
@@ -25,6 +26,9 @@ WINDOW_S, STEP_S = 2.0, 0.25
 SMOOTH_S = 1.0
 RESEGMENT_ROUNDS = 2
 MIN_SILHOUETTE = 0.1  # below this, more than one speaker is not supported by the data
+SILHOUETTE_SLACK = 0.05  # prefer fewer speakers when the scores are this close
+MIN_CLUSTER_SHARE = 0.05  # a speaker holds at least this share of the speech windows
+ONE_VOICE_BIC = 0.15  # per-frame BIC gain of a two-speaker split below which it is one voice
 
 Turn = tuple[float, float, str]
 
@@ -54,16 +58,41 @@ def windows(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def choose_k(x: np.ndarray, lo: int, hi: int) -> int:
+    """The speaker count: among k whose every cluster holds at least MIN_CLUSTER_SHARE of
+    the windows (a cluster of a few windows is noise, not a voice), the smallest k whose
+    silhouette score is within SILHOUETTE_SLACK of the best; 1 if no score reaches
+    MIN_SILHOUETTE."""
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import silhouette_score
 
-    best_k, best = 1, MIN_SILHOUETTE
+    scores: dict[int, float] = {}
+    floor = max(4, int(MIN_CLUSTER_SHARE * len(x)))
     for k in range(max(2, lo), min(hi, len(x) - 1) + 1):
         labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x)
-        score = float(silhouette_score(x, labels))
-        if score > best:
-            best_k, best = k, score
-    return max(best_k, lo)
+        if np.bincount(labels).min() >= floor:
+            scores[k] = float(silhouette_score(x, labels))
+    if not scores or max(scores.values()) < MIN_SILHOUETTE:
+        return max(1, lo)
+    best = max(scores.values())
+    return min(k for k, score in scores.items() if score >= best - SILHOUETTE_SLACK)
+
+
+def one_voice(frames: np.ndarray, labels: np.ndarray) -> bool:
+    """True when splitting the speech frames in two (by `labels`) does not pay for the extra
+    Gaussian by the Bayesian information criterion (per frame, full covariance): the
+    classic test for "same speaker". Clean single voices score < 0.1 here, the two-voice
+    test clips > 0.25; noisy single voices can still score high, hence only a gate."""
+    def logdet(z: np.ndarray) -> float:
+        cov = np.cov(z, rowvar=False) + 1e-6 * np.eye(z.shape[1])
+        return float(np.linalg.slogdet(cov)[1])
+
+    a, b = frames[labels == 0], frames[labels == 1]
+    n, d = len(frames), frames.shape[1]
+    if min(len(a), len(b)) <= d:
+        return True
+    gain = 0.5 * (n * logdet(frames) - len(a) * logdet(a) - len(b) * logdet(b))
+    penalty = 0.5 * (d + d * (d + 1) / 2) * np.log(n)
+    return bool((gain - penalty) / n < ONE_VOICE_BIC)
 
 
 def resegment(frames: np.ndarray, labels: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
@@ -128,6 +157,13 @@ def diarize(audio: np.ndarray, num_speakers: int | None = None, min_speakers: in
         k = num_speakers
     else:
         k = choose_k(x, min_speakers, max_speakers) if len(spans) > 2 else 1
+        if k > 1 and min_speakers <= 1:
+            halves = AgglomerativeClustering(n_clusters=2, linkage="ward").fit_predict(x)
+            votes = np.zeros((len(frames), 2))
+            for (s, e), c in zip(spans, halves, strict=True):
+                votes[s:e, c] += 1
+            if one_voice(static[mask], votes.argmax(axis=1)[mask]):
+                k = 1
     k = max(1, min(k, len(spans)))
     progress(0.5)
     if k == 1:

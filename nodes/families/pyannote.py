@@ -97,6 +97,7 @@ def diarize_speakers(params: DiarizeParams, ctx: RunContext) -> dict[str, Any]:
                            min_speakers=params.min_speakers or 1,
                            max_speakers=params.max_speakers or (4 if name == "embedded" else None),
                            progress=lambda f: ctx.report_progress(0.05 + 0.9 * f))
+    ctx.report_progress(0.95)
     turns = [Turn(start=round(s, 3), end=round(e, 3), speaker=spk, duration=round(e - s, 3))
              for s, e, spk in found]
     speakers = sorted({t.speaker for t in turns})
