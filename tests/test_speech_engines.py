@@ -48,19 +48,32 @@ def dialogue(engine_settings: Settings) -> tuple[Path, list[tuple[float, float, 
     return path, write_speech(path, SENTENCES)
 
 
+class RecordingContext(RunContext):
+    """A RunContext that keeps every progress report (what the heartbeat would send)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.reports: list[float] = []
+
+    def report_progress(self, fraction: float) -> None:
+        self.reports.append(fraction)
+        super().report_progress(fraction)
+
+
 def run_node(name: str, settings: Settings, params: dict[str, Any], engine: Any = None,
-             tag: str = "t") -> dict[str, Any]:
+             tag: str = "t") -> tuple[dict[str, Any], list[float]]:
+    """Run a node's function as its replica would; its output and progress reports."""
     spec = registry.BY_NAME[name]
     workdir = settings.storage_root / "jobs" / tag / name
     workdir.mkdir(parents=True, exist_ok=True)
     if engine is None and spec.load:
         engine = spec.load(settings, "cpu")
-    ctx = RunContext(task_id=tag, task_name=name, attempt=1, workdir=workdir,
-                     settings=settings, engine=engine)
+    ctx = RecordingContext(task_id=tag, task_name=name, attempt=1, workdir=workdir,
+                           settings=settings, engine=engine)
     out = spec.run(spec.params.model_validate(params), ctx)
     assert set(out) == set(spec.outputs)
     assert ctx.progress > 0.5  # progress was reported while it ran
-    return out
+    return out, ctx.reports
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -77,7 +90,7 @@ def test_random_whisper_model_loads_and_decodes(engine_settings: Settings, test_
                                                 dialogue: tuple[Path, Any]) -> None:
     settings = engine_settings.model_copy(
         update={"whisper_model": str(test_models / "whisper-random")})
-    out = run_node("faster_whisper.transcribe_audio", settings,
+    out, _ = run_node("faster_whisper.transcribe_audio", settings,
                    {"audio_path": str(dialogue[0]), "beam_size": 1, "temperature": 0.0})
     data = json.loads(Path(out["segments_file"]).read_text())
     assert out["model_name"] == "whisper-random" and out["device"] == "cpu"
@@ -89,8 +102,9 @@ def test_random_whisper_model_loads_and_decodes(engine_settings: Settings, test_
 
 def test_real_tiny_model_transcribes_speech_with_bounded_wer(
         engine_settings: Settings, dialogue: tuple[Path, Any]) -> None:
-    out = run_node("faster_whisper.transcribe_audio", engine_settings,
-                   {"audio_path": str(dialogue[0]), "language": "en", "vad_filter": True})
+    out, reports = run_node("faster_whisper.transcribe_audio", engine_settings,
+                            {"audio_path": str(dialogue[0]), "language": "en",
+                             "vad_filter": True})
     data = json.loads(Path(out["segments_file"]).read_text())
     said = " ".join(text for _, text in SENTENCES)
     heard = " ".join(s["text"] for s in data["segments"])
@@ -99,6 +113,9 @@ def test_real_tiny_model_transcribes_speech_with_bounded_wer(
           f"  said:  {said}\n  heard: {heard}")
     assert out["language"] == "en" and out["model_name"] == "tiny.en"
     assert score <= 0.45  # measured 0.31 here; numbers come out as digits ("6 spoons")
+    # progress is the share of audio done, reported segment by segment
+    inside = [p for p in reports if 0 < p < 1]
+    assert len(inside) >= len(SENTENCES) - 1 and inside == sorted(inside)
     words = [w for s in data["segments"] for w in s["words"]]
     assert all(0 <= w["start"] <= w["end"] <= out["audio_duration"] + 0.5 for w in words)
     assert data["statistics"]["total_words"] == len(words)
@@ -128,7 +145,7 @@ def der(reference: Any, turns: list[dict[str, Any]], duration: float) -> float:
 def test_embedded_diarization_on_a_real_two_speaker_clip(engine_settings: Settings) -> None:
     wav, reference = sample_clip(engine_settings.storage_root)
     duration = sf.info(wav).duration
-    out = run_node("pyannote_audio.diarize_speakers", engine_settings,
+    out, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
                    {"audio_path": str(wav), "num_speakers": 2})
     data = json.loads(Path(out["diarization_file"]).read_text())
     score = der(reference, data["segments"], duration)
@@ -139,7 +156,7 @@ def test_embedded_diarization_on_a_real_two_speaker_clip(engine_settings: Settin
     assert out["detected_speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     assert out["total_speakers"] == 2 and data["total_speakers"] == 2
     assert score <= 0.30 and score < baseline - 0.1
-    unaided = run_node("pyannote_audio.diarize_speakers", engine_settings,
+    unaided, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
                        {"audio_path": str(wav)}, tag="unaided")
     turns = json.loads(Path(unaided["diarization_file"]).read_text())["segments"]
     score = der(reference, turns, duration)
@@ -151,7 +168,7 @@ def test_embedded_diarization_on_a_real_two_speaker_clip(engine_settings: Settin
 def test_embedded_diarization_counts_one_clean_voice(engine_settings: Settings) -> None:
     path = engine_settings.storage_root / "monologue.wav"
     write_speech(path, [("en-us", text) for _, text in SENTENCES[:3]])
-    out = run_node("pyannote_audio.diarize_speakers", engine_settings,
+    out, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
                    {"audio_path": str(path)}, tag="mono")
     assert out["detected_speakers"] == ["SPEAKER_00"]
 
@@ -160,7 +177,7 @@ def test_embedded_diarization_finds_two_voices_unaided(
         engine_settings: Settings, dialogue: tuple[Path, list[tuple[float, float, str]]]
 ) -> None:
     path, turns = dialogue
-    out = run_node("pyannote_audio.diarize_speakers", engine_settings,
+    out, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
                    {"audio_path": str(path)}, tag="auto")
     data = json.loads(Path(out["diarization_file"]).read_text())
     assert out["total_speakers"] == 2
@@ -180,7 +197,7 @@ def test_embedded_diarization_finds_two_voices_unaided(
 
 def test_pyannote_pipeline_from_random_local_checkpoints(engine_settings: Settings) -> None:
     wav, _ = sample_clip(engine_settings.storage_root)
-    out = run_node("pyannote_audio.diarize_speakers", engine_settings,
+    out, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
                    {"audio_path": str(wav), "engine": "pyannote"}, tag="pya")
     data = json.loads(Path(out["diarization_file"]).read_text())
     assert out["engine"] == "pyannote"
@@ -196,7 +213,7 @@ def test_demucs_engine_from_a_local_repo(engine_settings: Settings) -> None:
     t = np.arange(3 * 22050) / 22050
     sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 330 * t),
              22050)
-    out = run_node("audio_separator.separate_vocals", engine_settings,
+    out, _ = run_node("audio_separator.separate_vocals", engine_settings,
                    {"audio_path": str(path), "model_type": "demucs"}, tag="dmx")
     assert out["engine"] == "demucs" and out["model_used"] == "htdemucs_random"
     vocals, sr = sf.read(out["vocal_audio"], always_2d=True)
