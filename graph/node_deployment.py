@@ -54,6 +54,7 @@ class NodeDeployment:
         self.sender = sender
         self.device = select_device()
         engine = spec.load(settings, self.device) if spec.load else None  # once per replica
+        self.engine: Any = engine
         self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify,
                                  self.device)
         self.running: set[asyncio.Task[Any]] = set()
@@ -68,5 +69,9 @@ class NodeDeployment:
         return True
 
     async def describe(self) -> dict[str, Any]:
-        """Where this replica computes: the device and the GPUs Ray assigned to it."""
-        return {"device": self.device, "gpu_ids": assigned_gpu_ids()}
+        """Where this replica computes (the device and the GPUs Ray assigned to it) and,
+        for nodes with an engine, what it has loaded."""
+        out: dict[str, Any] = {"device": self.device, "gpu_ids": assigned_gpu_ids()}
+        if hasattr(self.engine, "describe"):
+            out["engine"] = self.engine.describe()
+        return out

@@ -20,6 +20,7 @@ class EngineCache:
         self.max_loaded = max_loaded
         self.loaded: OrderedDict[str, Any] = OrderedDict()
         self.pinned: str | None = None
+        self.loads = 0  # how many times a model was loaded (reported by `describe`)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -35,9 +36,14 @@ class EngineCache:
                     return self.loaded[name]
             model = self.loader(name)
             with self._guard:
+                self.loads += 1
                 self.pinned = self.pinned or name
                 self.loaded[name] = model
                 evictable = [n for n in self.loaded if n != self.pinned]
                 while len(self.loaded) > self.max_loaded and evictable:
                     del self.loaded[evictable.pop(0)]
             return model
+
+    def describe(self) -> dict[str, Any]:
+        with self._guard:
+            return {"loaded": list(self.loaded), "loads": self.loads}

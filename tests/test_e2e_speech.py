@@ -143,6 +143,20 @@ def test_speech_deployments_pack_on_one_logical_gpu(api: str, settings: Settings
     for name in SPEECH_NODES:
         handle = serve.get_deployment_handle(registry.BY_NAME[name].deployment_name,
                                              app_name="reelserve")
-        assert handle.describe.remote().result() == {"device": "cpu", "gpu_ids": ["0"]}
+        got = handle.describe.remote().result()
+        assert (got["device"], got["gpu_ids"]) == ("cpu", ["0"])
     used = wait_until(lambda: 1 - ray.available_resources().get("GPU", 0))
     assert used >= sum(fractions.values()) - 1e-9
+
+
+def test_the_whisper_model_is_loaded_once_per_replica(client: httpx.Client,
+                                                      speech_video: Path) -> None:
+    """Lesson 19: the reference reloaded the model for every task."""
+    for _ in range(2):
+        run(client, unique("once"), "faster_whisper.transcribe_audio",
+            {"audio_path": str(speech_video), "language": "en"})
+    handle = serve.get_deployment_handle(
+        registry.BY_NAME["faster_whisper.transcribe_audio"].deployment_name, app_name="reelserve")
+    engine = handle.describe.remote().result()["engine"]
+    assert engine["loads"] == 1 and len(engine["loaded"]) == 1
+    assert engine["compute_type"] == "int8"  # the CPU default

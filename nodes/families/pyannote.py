@@ -46,6 +46,9 @@ class DiarizationEngines:
         self.engines = EngineCache(self._load)
         self.engines.get(settings.diarization_engine)
 
+    def describe(self) -> dict[str, Any]:
+        return self.engines.describe()
+
     def _load(self, name: str) -> Any:
         if name == "pyannote":
             from nodes.families.diarize_pyannote import PyannoteDiarizer

@@ -97,6 +97,9 @@ class SeparationEngines:
         if settings.separation_engine == "demucs":
             self.demucs.get(settings.demucs_model)
 
+    def describe(self) -> dict[str, Any]:
+        return self.demucs.describe()
+
     def _load_demucs(self, name: str) -> Any:
         if self.settings.demucs_repo is None:
             raise RuntimeError("the demucs engine needs REELSERVE_DEMUCS_REPO (a local folder "

@@ -53,6 +53,9 @@ class WhisperEngine:
         self.models = EngineCache(self._load)
         self.models.get(self.default)  # the default is loaded when the replica starts
 
+    def describe(self) -> dict[str, Any]:
+        return {"compute_type": self.compute_type, **self.models.describe()}
+
     @property
     def compute_type(self) -> str:
         if self.settings.whisper_compute_type:
