@@ -239,3 +239,13 @@ def test_embedded_diarization_survives_digital_silence_inside_speech() -> None:
             pieces += [audio[i:i + 8000], np.zeros(2400, dtype=np.float32)]
     turns = diarize_embedded.diarize(np.concatenate(pieces), num_speakers=2)
     assert {t[2] for t in turns} == {"SPEAKER_00", "SPEAKER_01"}
+
+
+def test_embedded_diarization_finds_two_voices_in_a_short_clip(engine_settings: Settings) -> None:
+    """Five seconds, few analysis windows (a CI run once counted one speaker here)."""
+    path = engine_settings.storage_root / "short.wav"
+    write_speech(path, [("en-us", "Hello, this is the reelserve speech example."),
+                        ("en-us+f2", "And here a second voice answers.")])
+    out, _ = run_node("pyannote_audio.diarize_speakers", engine_settings,
+                      {"audio_path": str(path)}, tag="short")
+    assert out["detected_speakers"] == ["SPEAKER_00", "SPEAKER_01"]

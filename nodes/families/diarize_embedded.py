@@ -66,7 +66,7 @@ def choose_k(x: np.ndarray, lo: int, hi: int) -> int:
     from sklearn.metrics import silhouette_score
 
     scores: dict[int, float] = {}
-    floor = max(4, int(MIN_CLUSTER_SHARE * len(x)))
+    floor = max(2, int(MIN_CLUSTER_SHARE * len(x)))
     for k in range(max(2, lo), min(hi, len(x) - 1) + 1):
         labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x)
         if np.bincount(labels).min() >= floor:
