@@ -31,6 +31,9 @@ MIN_CLUSTER_SHARE = 0.05  # a speaker holds at least this share of the speech wi
 ONE_VOICE_BIC = 0.15  # per-frame BIC gain of a two-speaker split below which it is one voice
 
 Turn = tuple[float, float, str]
+# The module is the engine object (`diarize`, `label`); `label` is the `model` recorded in
+# diarization files.
+label = "embedded:vad-mfcc-ward"
 
 
 def speech_mask(audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -131,10 +134,19 @@ def to_turns(labels: np.ndarray, mask: np.ndarray) -> list[Turn]:
     return turns
 
 
-def diarize(audio: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
-            max_speakers: int = 4,
+def frame_labels(spans: list[tuple[int, int]], clusters: np.ndarray, n_frames: int,
+                 k: int) -> np.ndarray:
+    """Each frame's cluster: the one most of the windows covering it belong to."""
+    votes = np.zeros((n_frames, k))
+    for (s, e), c in zip(spans, clusters, strict=True):
+        votes[s:e, c] += 1
+    return votes.argmax(axis=1)
+
+
+def diarize(audio: np.ndarray, num_speakers: int | None = None,
+            min_speakers: int | None = None, max_speakers: int | None = None,
             progress: Callable[[float], None] = lambda f: None) -> list[Turn]:
-    """Speaker turns of 16 kHz mono audio."""
+    """Speaker turns of 16 kHz mono audio (count bounds default to 1..4)."""
     import librosa
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.preprocessing import StandardScaler
@@ -153,25 +165,20 @@ def diarize(audio: np.ndarray, num_speakers: int | None = None, min_speakers: in
     feats = np.array([np.concatenate([static[s:e].mean(0), static[s:e].std(0)])
                       for s, e in spans])
     x = StandardScaler().fit_transform(feats)
+    min_speakers, max_speakers = min_speakers or 1, max_speakers or 4
     if num_speakers is not None:
         k = num_speakers
     else:
         k = choose_k(x, min_speakers, max_speakers) if len(spans) > 2 else 1
         if k > 1 and min_speakers <= 1:
             halves = AgglomerativeClustering(n_clusters=2, linkage="ward").fit_predict(x)
-            votes = np.zeros((len(frames), 2))
-            for (s, e), c in zip(spans, halves, strict=True):
-                votes[s:e, c] += 1
-            if one_voice(static[mask], votes.argmax(axis=1)[mask]):
+            if one_voice(static[mask], frame_labels(spans, halves, len(frames), 2)[mask]):
                 k = 1
     k = max(1, min(k, len(spans)))
     progress(0.5)
     if k == 1:
         return to_turns(np.zeros(len(frames), dtype=int), mask)
     clusters = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x)
-    votes = np.zeros((len(frames), k))
-    for (s, e), c in zip(spans, clusters, strict=True):
-        votes[s:e, c] += 1
-    labels = resegment(frames, votes.argmax(axis=1), mask, k)
+    labels = resegment(frames, frame_labels(spans, clusters, len(frames), k), mask, k)
     progress(0.9)
     return to_turns(labels, mask)

@@ -37,7 +37,8 @@ class PyannoteDiarizer:
         if pipeline is None:
             raise RuntimeError(f"pyannote could not load the pipeline {source!r}")
         self.pipeline: Any = pipeline.to(torch.device(device))
-        self.name = local.parent.name if local.is_file() else local.name
+        folder = local.parent.name if local.is_file() else local.name
+        self.label = f"pyannote:{folder}"  # the `model` recorded in diarization files
 
     def diarize(self, audio: np.ndarray, num_speakers: int | None = None,
                 min_speakers: int | None = None, max_speakers: int | None = None,

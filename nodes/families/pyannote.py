@@ -97,19 +97,18 @@ def diarize_speakers(params: DiarizeParams, ctx: RunContext) -> dict[str, Any]:
     audio = decode_audio(src, sampling_rate=diarize_embedded.SR)
     ctx.report_progress(0.05)
     found = engine.diarize(audio, num_speakers=params.num_speakers,
-                           min_speakers=params.min_speakers or 1,
-                           max_speakers=params.max_speakers or (4 if name == "embedded" else None),
+                           min_speakers=params.min_speakers, max_speakers=params.max_speakers,
                            progress=lambda f: ctx.report_progress(0.05 + 0.9 * f))
     ctx.report_progress(0.95)
     turns = [Turn(start=round(s, 3), end=round(e, 3), speaker=spk, duration=round(e - s, 3))
              for s, e, spk in found]
     speakers = sorted({t.speaker for t in turns})
     elapsed = round(time.monotonic() - started, 3)
-    model = "embedded:vad-mfcc-ward" if name == "embedded" else f"pyannote:{engine.name}"
     data = DiarizationFile(audio_path=src, total_speakers=len(speakers), segments=turns,
-                           metadata={"model": model, "engine": name, "device": engines.device,
-                                     "processing_time": elapsed,
-                                     "audio_duration": round(len(audio) / 16000, 3)})
+                           metadata={"model": engine.label, "engine": name,
+                                     "device": engines.device, "processing_time": elapsed,
+                                     "audio_duration": round(len(audio) / diarize_embedded.SR,
+                                                             3)})
     out = ctx.workdir / "diarization.json"
     out.write_text(data.model_dump_json(indent=2))
     return {
