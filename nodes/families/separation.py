@@ -109,13 +109,12 @@ class SeparationEngines:
         model = get_model(name, repo=self.settings.demucs_repo)
         return model.to(self.device).eval()
 
-    def run_demucs(self, name: str, mix: np.ndarray,
+    def run_demucs(self, model: Any, mix: np.ndarray,
                    progress: Any) -> tuple[np.ndarray, np.ndarray]:
         """(channels, samples) at the model's rate -> (vocals, everything else)."""
         import torch
         from demucs.apply import apply_model
 
-        model = self.demucs.get(name)
         x = torch.from_numpy(np.ascontiguousarray(mix))
         ref = x.mean(0)
         x = (x - ref.mean()) / (ref.std() + 1e-8)
@@ -157,7 +156,7 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
     decoded.unlink()
     ctx.report_progress(0.25)
     if engine == "demucs":
-        vocals, accomp = engines.run_demucs(model_name, mix.T, ctx.report_progress)
+        vocals, accomp = engines.run_demucs(model, mix.T, ctx.report_progress)
         used, device = model_name, engines.device
     else:
         vocals, accomp = repet_sim(mix.T, sr, params.quality_mode)

