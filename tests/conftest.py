@@ -175,5 +175,21 @@ def wait_stage(client: httpx.Client, task_id: str, task_name: str, timeout: floa
     return wait_until(done, timeout=timeout)
 
 
+def post_task(client: httpx.Client, task_id: str, name: str,
+              data: dict[str, Any]) -> httpx.Response:
+    return client.post("/v1/tasks", json={"task_name": name, "task_id": task_id,
+                                          "input_data": data})
+
+
+def run_task(client: httpx.Client, task_id: str, name: str, data: dict[str, Any],
+             timeout: float = 90) -> dict[str, Any]:
+    """Submit a node (a miss: 202), wait until it succeeds; returns its output."""
+    r = post_task(client, task_id, name, data)
+    assert r.status_code == 202, r.text
+    stage = wait_stage(client, task_id, name, timeout=timeout)
+    assert stage["status"] == "SUCCESS", stage
+    return dict(stage["output"])
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{time.time_ns()}"

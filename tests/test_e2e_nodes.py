@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import soundfile as sf
 
-from tests.conftest import unique, wait_stage
+from tests.conftest import post_task, run_task, unique, wait_stage
 from tests.loopback import LoopbackServer
 
 SRT = """1
@@ -26,14 +26,11 @@ third line
 
 
 def run(client: httpx.Client, task_id: str, name: str, data: dict) -> dict:
-    r = client.post("/v1/tasks", json={"task_name": name, "task_id": task_id, "input_data": data})
-    assert r.status_code == 202, r.text
-    stage = wait_stage(client, task_id, name)
-    assert stage["status"] == "SUCCESS", stage
-    again = client.post("/v1/tasks", json={"task_name": name, "task_id": task_id,
-                                           "input_data": data})
+    """Run to SUCCESS, then the same request must be a hit."""
+    output = run_task(client, task_id, name, data)
+    again = post_task(client, task_id, name, data)
     assert again.status_code == 200 and again.json()["reuse_info"]["reuse_hit"] is True
-    return stage["output"]
+    return output
 
 
 def test_extract_audio_from_url(client: httpx.Client, video: Path, loopback: LoopbackServer,

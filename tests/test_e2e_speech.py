@@ -16,7 +16,7 @@ from ray import serve
 from nodes import registry
 from nodes.espeak import write_speech
 from reuse.settings import Settings
-from tests.conftest import ROOT, unique, wait_stage, wait_until
+from tests.conftest import ROOT, post_task, run_task, unique, wait_stage, wait_until
 from tests.media import make_speech_video
 
 SPEECH_NODES = ("audio_separator.separate_vocals", "faster_whisper.transcribe_audio",
@@ -32,17 +32,8 @@ def speech_video(storage_root: Path) -> Path:
     return make_speech_video(storage_root / "inputs" / "dialogue.mp4", wav)
 
 
-def post(client: httpx.Client, task_id: str, name: str, data: dict[str, Any]) -> httpx.Response:
-    return client.post("/v1/tasks", json={"task_name": name, "task_id": task_id,
-                                          "input_data": data})
-
-
 def run(client: httpx.Client, task_id: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
-    r = post(client, task_id, name, data)
-    assert r.status_code == 202, r.text
-    stage = wait_stage(client, task_id, name, timeout=180)
-    assert stage["status"] == "SUCCESS", stage
-    return dict(stage["output"])
+    return run_task(client, task_id, name, data, timeout=180)
 
 
 def test_speech_chain_on_one_task_then_every_repeat_is_a_hit(
@@ -63,9 +54,9 @@ def test_speech_chain_on_one_task_then_every_repeat_is_a_hit(
     assert turns["total_speakers"] >= 1 and turns["total_segments"] >= 1
     first = client.get(f"/v1/tasks/{task_id}/status").json()["stages"]
     for name in ("ffmpeg.extract_audio", *SPEECH_NODES):
-        r = post(client, task_id, name, {})
+        r = post_task(client, task_id, name, {})
         if name == "ffmpeg.extract_audio":
-            r = post(client, task_id, name, {"video_path": str(speech_video)})
+            r = post_task(client, task_id, name, {"video_path": str(speech_video)})
         assert r.status_code == 200, r.text
         assert r.json()["reuse_info"]["reuse_hit"] is True
     after = client.get(f"/v1/tasks/{task_id}/status").json()["stages"]
@@ -97,7 +88,7 @@ def test_unknown_speaker_fails_that_stage_only(client: httpx.Client,
                                                speech_video: Path) -> None:
     task_id = unique("nospk")
     run(client, task_id, "pyannote_audio.diarize_speakers", {"audio_path": str(speech_video)})
-    assert post(client, task_id, "pyannote_audio.get_speaker_segments",
+    assert post_task(client, task_id, "pyannote_audio.get_speaker_segments",
                 {"speaker": "SPEAKER_09"}).status_code == 202
     stage = wait_stage(client, task_id, "pyannote_audio.get_speaker_segments")
     assert stage["status"] == "FAILED" and "SPEAKER_09" in stage["error"]
@@ -108,7 +99,7 @@ def test_unknown_speaker_fails_that_stage_only(client: httpx.Client,
 def test_bad_speaker_bounds_are_refused_and_nothing_is_written(client: httpx.Client,
                                                                speech_video: Path) -> None:
     task_id = unique("bounds")
-    r = post(client, task_id, "pyannote_audio.diarize_speakers",
+    r = post_task(client, task_id, "pyannote_audio.diarize_speakers",
              {"audio_path": str(speech_video), "min_speakers": 3, "max_speakers": 2})
     assert r.status_code == 422 and "min_speakers" in r.text
     assert client.get(f"/v1/tasks/{task_id}/status").status_code == 404
