@@ -10,7 +10,7 @@ from ray.serve import Application, Deployment
 from graph.callback_sender import CallbackSender
 from graph.ingress import Ingress
 from graph.node_deployment import NodeDeployment
-from graph.store import StageStore
+from graph.stage_store import StageStore
 from nodes import registry
 from reuse.settings import Settings
 

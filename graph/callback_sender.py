@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from urllib.parse import urlsplit
@@ -18,7 +17,9 @@ import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from reuse.callbacks import AddressRefused, backoff_s, headers, pinned, resolve_checked, webhook_id
+from reuse.addresses import pinned, resolve_checked
+from reuse.callbacks import backoff_s, headers, webhook_id
+from reuse.errors import AddressRefused
 from reuse.models import CallbackDelivery
 from reuse.outbox import Settlement
 from reuse.settings import Settings
@@ -30,7 +31,12 @@ MAX_PARALLEL = 32
 
 
 class Deliverer:
-    """One HTTP try of one delivery, and what it means for the outbox."""
+    """One HTTP try of one delivery, and what it means for the outbox.
+
+    Every try counts, whatever went wrong: a refused address or a redirect ends the
+    delivery; anything else (DNS failure, connection error, timeout, a non-2xx answer,
+    even an error of our own) is retried on the backoff schedule until the tries run out.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,29 +45,34 @@ class Deliverer:
         )
 
     async def attempt(self, task_id: str, record: CallbackDelivery) -> Settlement:
-        s = self.settings
-        tries = record.attempts + 1
         try:
-            addrs = await asyncio.to_thread(resolve_checked, record.url, s.callback_allow_cidrs)
+            return await self._send(task_id, record)
         except AddressRefused as exc:
             return Settlement(DeliveryState.FAILED, f"refused: {exc}")
-        body = json.dumps(record.payload, ensure_ascii=False).encode()
-        hdrs = headers(s.callback_secret, webhook_id(task_id, record), body, time.time())
+        except Exception as exc:  # DNS, network, a bad URL that slipped through: all retried
+            return self._retry(record, f"{type(exc).__name__}: {exc}"[:300])
+
+    async def _send(self, task_id: str, record: CallbackDelivery) -> Settlement:
+        addrs = await asyncio.to_thread(resolve_checked, record.url,
+                                        self.settings.callback_allow_cidrs)
+        body = (record.body or "").encode()  # frozen when queued: re-sends are identical
+        hdrs = headers(self.settings.callback_secret, webhook_id(task_id, record), body,
+                       time.time())
         target, host, ext = pinned(record.url, addrs[0])
-        try:
-            resp = await self.client.post(target, content=body, headers={**hdrs, **host},
-                                          extensions=ext)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            if resp.is_success:
-                return Settlement(DeliveryState.DELIVERED)
-            if resp.status_code == 410:
-                return Settlement(DeliveryState.GONE, "410 Gone: receiver asked to stop")
-            if resp.is_redirect:
-                return Settlement(DeliveryState.FAILED,
-                                  f"{resp.status_code} redirect refused (redirects not followed)")
-            error = f"HTTP {resp.status_code}"
+        resp = await self.client.post(target, content=body, headers={**hdrs, **host},
+                                      extensions=ext)
+        if resp.is_success:
+            return Settlement(DeliveryState.DELIVERED)
+        if resp.status_code == 410:
+            return Settlement(DeliveryState.GONE, "410 Gone: receiver asked to stop")
+        if resp.is_redirect:
+            return Settlement(DeliveryState.FAILED,
+                              f"{resp.status_code} redirect refused (redirects not followed)")
+        return self._retry(record, f"HTTP {resp.status_code}")
+
+    def _retry(self, record: CallbackDelivery, error: str) -> Settlement:
+        s = self.settings
+        tries = record.attempts + 1
         if tries >= s.callback_max_attempts:
             return Settlement(DeliveryState.FAILED, f"{error} (gave up after {tries} tries)")
         delay = backoff_s(tries, s.callback_backoff_base_s, s.callback_backoff_max_s)
@@ -116,8 +127,8 @@ class CallbackSender:
             result = await self.deliverer.attempt(task_id, record)
             if result.state is not DeliveryState.DELIVERED:
                 # the host only: callback URLs often carry tokens in their path or query
-                log.warning("callback to %s for %s: %s", urlsplit(record.url).hostname,
-                            task_id, result.error)
+                log.warning("callback to %s for %s: %s", _host(record.url), task_id,
+                            result.error)
             await self.store.settle.remote(task_id, record, result)
         except Exception:  # it stays in the outbox and is retried after callback_inflight_s
             log.exception("delivery %s of %s could not be settled", record.id, task_id)
@@ -127,3 +138,9 @@ class CallbackSender:
             raise RuntimeError(f"outbox loop ended: {self.loop_task.exception()!r}")
 
 
+
+
+def _host(url: str) -> str:
+    with contextlib.suppress(ValueError):
+        return urlsplit(url).hostname or "?"
+    return "?"

@@ -16,7 +16,7 @@ from graph.app import as_deployment
 from graph.callback_sender import CallbackSender
 from graph.ingress import Ingress
 from graph.node_deployment import NodeDeployment
-from graph.store import StageStore
+from graph.stage_store import StageStore
 from nodes import registry
 
 HEADER = """\

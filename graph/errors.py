@@ -1,55 +1,118 @@
-"""Error responses: every 4xx carries `error` (a sentence) and optional `detail`."""
+"""Errors as HTTP answers, in one place: every 4xx carries `error` (a sentence) and,
+where useful, `detail`. The classes are reelserve's one exception tree (reuse/errors.py);
+this module maps each to its status and documents the answers in the OpenAPI."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reuse.errors import (
+    Conflict,
+    InputError,
+    NotFound,
+    ReelserveError,
+    StaleWrite,
+    TooLarge,
+    TransientError,
+    Unauthorized,
+)
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
+log = logging.getLogger("reelserve.errors")
+
+STATUS: dict[type[ReelserveError], int] = {
+    InputError: 422,  # AddressRefused is an InputError
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    StaleWrite: 409,
+    TooLarge: 413,
+    TransientError: 503,
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(description="What went wrong, as a sentence.")
+    detail: Any = Field(default=None, description="Machine-readable context, when useful: "
+                        "the list of problems, the supported tasks, the busy stages.")
+
+
+def _doc(text: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": text}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("The body is not valid JSON, or a header is malformed."),
+    401: _doc("Missing or wrong API key (when one is configured)."),
+    413: _doc("The body or upload is larger than its configured limit."),
+    422: _doc("A parameter is invalid; `detail` lists each problem."),
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route: the common errors plus `codes`."""
+    extra = {404: _doc("Not found."), 409: _doc("Conflicts with the current state.")}
+    return {**ERROR_RESPONSES, **{c: extra[c] for c in codes}}
+
+
+def status_of(exc: ReelserveError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
 
 
 def describe_errors(errors: list[Any], prefix: str = "") -> list[str]:
     out = []
     for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        loc = ".".join(str(p)[:40] for p in err.get("loc", ()) if p != "body")
         where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
-        out.append(f"{where}: {err.get('msg', 'invalid')}")
+        out.append(f"{where}: {err.get('msg', 'invalid')}"[:300])
     return out
 
 
-def from_validation(exc: ValidationError, prefix: str) -> ApiError:
+def from_validation(exc: ValidationError, prefix: str) -> InputError:
     messages = describe_errors(list(exc.errors()), prefix)
-    return ApiError(422, "; ".join(messages), messages)
+    return InputError("; ".join(messages)[:1000], messages)
+
+
+def _json(status: int, error: str, detail: Any = None,
+          headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": error}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def install(api: FastAPI) -> None:
-    @api.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"error": exc.error}
-        if exc.detail is not None:
-            body["detail"] = exc.detail
-        return JSONResponse(status_code=exc.status, content=body)
+    @api.exception_handler(ReelserveError)
+    async def _ours(_: Request, exc: ReelserveError) -> JSONResponse:
+        return _json(status_of(exc), exc.message, exc.detail)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse(status_code=400, content={
-                "error": "the request body is not valid JSON",
-                "detail": describe_errors(errors)})
+            return _json(400, "the request body is not valid JSON", describe_errors(errors))
         messages = describe_errors(errors)
-        return JSONResponse(status_code=422, content={"error": "; ".join(messages),
-                                                      "detail": messages})
+        return _json(422, "; ".join(messages)[:1000], messages)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)})
+        # keep the exception's headers: a 405 must name the allowed methods (Allow)
+        return _json(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path[:200],
+                  exc_info=exc)
+        return _json(500, "internal error; it was logged")

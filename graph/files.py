@@ -1,55 +1,148 @@
-"""The /v1/files API: upload, download, delete, all confined to the storage root."""
+"""The /v1/files API: upload, download, delete, all confined to the storage root.
+
+Uploads never follow a symbolic link: the folder is walked one part at a time with
+`O_NOFOLLOW` (created where missing), the file is written under a temporary name inside
+it and renamed over the final name, so a link planted at any step cannot redirect the
+write. The jobs' folder (`jobs/`) belongs to the nodes: it can be read, not written.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
 import re
 import shutil
+import stat
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import UploadFile
 
-from graph.errors import ApiError
-from nodes.inputs import InputError, confine
+from reuse.errors import Conflict, InputError, NotFound, TooLarge, brief
+from reuse.storage import (
+    JOBS,
+    MAX_NAME_BYTES,
+    check_path_text,
+    confine,
+    in_jobs,
+    real_root,
+)
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+DEFAULT_FOLDER = "uploads"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 def _inside(root: Path, rel: str) -> Path:
-    try:
-        path = confine(rel, root)
-    except InputError as exc:
-        raise ApiError(422, str(exc)) from exc
-    if path == root.resolve():
-        raise ApiError(422, "the storage root itself cannot be addressed")
+    path = confine(rel, root)
+    if str(path) == real_root(root):
+        raise InputError("the storage root itself cannot be addressed")
     return path
 
 
-async def save(root: Path, upload: UploadFile, folder: str) -> dict[str, Any]:
-    name = SAFE_NAME.sub("_", Path(upload.filename or "upload").name).strip("._") or "upload"
-    base = _inside(root, folder) if folder else (root / "uploads").resolve()
-    dest = base / name
+def upload_name(filename: str | None) -> str:
+    name = SAFE_NAME.sub("_", Path(check_path_text(filename or "upload")).name)
+    name = name.strip("._") or "upload"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise InputError(f"the file name is longer than {MAX_NAME_BYTES} bytes")
+    return name
 
-    def write() -> int:
-        base.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
-        return dest.stat().st_size
 
-    size = await asyncio.to_thread(write)
-    return {"path": str(dest), "size": size}
+def folder_parts(root: Path, folder: str) -> list[str]:
+    """The upload folder as parts relative to the root ('..' and the jobs' folder refused)."""
+    text = check_path_text(folder or DEFAULT_FOLDER)
+    top = real_root(root)
+    if text.startswith("/"):
+        if text != top and not text.startswith(top + "/"):
+            raise InputError(f"{brief(text)} is outside the storage root")
+        text = text[len(top):]
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InputError("an upload folder must not contain '..'")
+    if not parts:
+        parts = [DEFAULT_FOLDER]
+    if parts[0] == JOBS:
+        raise InputError(f"'{JOBS}/' holds the jobs' artifacts; upload to another folder")
+    return parts
+
+
+def _open_folder(root: Path, parts: list[str]) -> int:
+    """Open (creating) root/parts... without following any link; returns a folder fd."""
+    fd = os.open(real_root(root), _DIR_FLAGS)
+    try:
+        for i, part in enumerate(parts):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+                    where = "/".join(parts[: i + 1])
+                    raise Conflict(f"{brief(where)} is a file or a link, not a folder") from exc
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: int) -> int:
+    folder = _open_folder(root, parts)
+    tmp = f".upload-{uuid.uuid4().hex}"
+    try:
+        try:
+            existing = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise Conflict(f"{brief(name)} exists and is not a regular file (a link or folder)")
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                      dir_fd=folder)
+        size = 0
+        with os.fdopen(out, "wb") as fh:
+            while chunk := src.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"the upload is larger than {limit} bytes")
+                fh.write(chunk)
+        # rename replaces the name itself: a link put there meanwhile is replaced, not followed
+        os.rename(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        return size
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=folder)
+        raise
+    finally:
+        os.close(folder)
+
+
+async def save(root: Path, upload: UploadFile, folder: str, limit: int) -> dict[str, Any]:
+    name = upload_name(upload.filename)
+    parts = folder_parts(root, folder)
+    size = await asyncio.to_thread(write_upload, root, parts, name, upload.file, limit)
+    return {"path": os.path.join(real_root(root), *parts, name), "size": size}
 
 
 async def existing(root: Path, rel: str) -> Path:
     path = _inside(root, rel)
-    if not await asyncio.to_thread(path.is_file):
-        raise ApiError(404, f"no file {rel!r} under the storage root")
+    try:
+        found = await asyncio.to_thread(path.is_file)
+    except OSError:
+        found = False
+    if not found:
+        raise NotFound(f"no file {brief(rel)} under the storage root")
     return path
 
 
 async def delete(root: Path, rel: str) -> dict[str, Any]:
     path = _inside(root, rel)
+    if in_jobs(path, root):
+        raise InputError(f"files under '{JOBS}/' belong to jobs; use DELETE /v1/tasks/<task_id>")
 
     def remove() -> bool:
         if path.is_dir():
@@ -61,5 +154,5 @@ async def delete(root: Path, rel: str) -> dict[str, Any]:
         return False
 
     if not await asyncio.to_thread(remove):
-        raise ApiError(404, f"no file {rel!r} under the storage root")
+        raise NotFound(f"no file {brief(rel)} under the storage root")
     return {"path": str(path), "deleted": True}

@@ -9,31 +9,32 @@ per-task lock and claims atomically; a won claim is handed to the node's deploym
 
 import asyncio
 import contextvars
-import hmac
 import logging
 import re
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request, UploadFile
+from fastapi import FastAPI, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from graph import errors, files
-from graph.errors import ApiError
+from graph import errors, files, limits
+from graph.errors import responses
 from graph.schemas import TASK_ID_PATTERN, TaskRequest, TaskResponse
 from nodes import registry
-from nodes.inputs import InputError, check_file_params, resolve_upstream
+from nodes.inputs import check_file_params, resolve_upstream
 from nodes.runner import Job
 from nodes.spec import NodeSpec
 from reuse import reuse_info
+from reuse.addresses import check_target
 from reuse.decide import Action, decide
+from reuse.errors import AddressRefused, Conflict, InputError, NotFound, brief
 from reuse.models import Stage, WorkflowContext, fingerprint
+from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.settings import Settings
-from reuse.status import MissReason
-from reuse.store import ClaimRequest, RedisStageStore, artifacts_exist
+from reuse.storage import artifacts_exist
 
 log = logging.getLogger("reelserve.ingress")
 api = FastAPI(
@@ -42,6 +43,7 @@ api = FastAPI(
     description="Single-task API over media nodes, with stage reuse per task_id.",
 )
 errors.install(api)
+api.add_middleware(limits.RequestGuard)  # API key and body size, before a body is read
 
 
 # Serve serializes this class by value when it is decorated, with only the globals its
@@ -60,7 +62,7 @@ def describe(spec: NodeSpec) -> dict[str, Any]:
 
 def _valid_id(task_id: str) -> str:
     if not re.fullmatch(TASK_ID_PATTERN, task_id):
-        raise ApiError(422, f"task_id must match {TASK_ID_PATTERN}")
+        raise InputError(f"task_id must match {TASK_ID_PATTERN}")
     return task_id
 
 
@@ -79,6 +81,7 @@ class Ingress:
         nodes: dict[str, DeploymentHandle],
     ) -> None:
         self.settings = settings
+        limits.configure(settings)
         self.reader = RedisStageStore(settings)  # plain reads only; writes go to `store`
         self.store = store
         self.sender = sender
@@ -88,19 +91,10 @@ class Ingress:
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def _auth(self, request: Request) -> None:
-        key = self.settings.api_key
-        if not key:
-            return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.headers.get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), key.encode()):
-            raise ApiError(401, "missing or wrong API key")
-
     def _spec(self, task_name: str) -> NodeSpec:
         if task_name not in self.nodes:
-            raise ApiError(422, f"unknown task_name {task_name!r}",
-                           {"supported_tasks": [s.name for s in self.specs]})
+            raise InputError(f"unknown task_name {brief(task_name)}",
+                             {"supported_tasks": [s.name for s in self.specs]})
         spec = registry.get(task_name)
         assert spec is not None
         return spec
@@ -161,9 +155,8 @@ class Ingress:
     # ---- the task API ------------------------------------------------------------------
 
     @api.post("/v1/tasks", response_model=TaskResponse, status_code=202,
-              responses={200: {"model": TaskResponse}})
-    async def create_task(self, body: TaskRequest, request: Request) -> Response:
-        self._auth(request)
+              responses={200: {"model": TaskResponse}, **responses(404)})
+    async def create_task(self, body: TaskRequest) -> Response:
         # The decision, claim and hand-off run in a task of their own, outside the request's
         # Serve context and shielded: a client that disconnects cancels this handler, but
         # not the claim or the hand-off to the node (which Serve would otherwise cancel too).
@@ -173,15 +166,21 @@ class Ingress:
 
     async def _submit(self, body: TaskRequest) -> Response:
         spec = self._spec(body.task_name)
+        limits.check_strings(body.input_data, self.settings.max_string_chars)
         try:
             params = spec.params.model_validate(body.input_data).model_dump(mode="json")
         except ValidationError as exc:
             raise errors.from_validation(exc, "input_data.") from exc
+        if body.callback:
+            try:
+                check_target(body.callback, self.settings.callback_allow_cidrs)
+            except AddressRefused as exc:
+                raise AddressRefused(f"callback: {exc}") from exc
         context = await self.reader.read_context(body.task_id)
         try:
             resolved, present = self._prepare(spec, params, context)
         except InputError as exc:
-            raise ApiError(422, f"input_data: {exc}") from exc
+            raise type(exc)(f"input_data: {exc}", exc.detail) from exc
         fp = fingerprint(resolved)
         stage = context.stages.get(spec.name) if context else None
         decision = decide(stage, reuse_keys=spec.reuse_keys, mode=body.reuse,
@@ -197,8 +196,7 @@ class Ingress:
                             "callback_url": body.callback},
         )
         outcome = await self.store.claim.remote(claim, body.callback)
-        stage = Stage.model_validate(outcome["stage"])
-        action = Action(outcome["action"])
+        stage, action = outcome.stage, outcome.decision.action
         if action is Action.HIT:
             return await self._hit(body, stage, None)  # the store queued its callback
         if action is Action.WAIT:
@@ -209,56 +207,54 @@ class Ingress:
         hand_off = asyncio.get_running_loop().create_task(self._hand_off(job))
         self.hand_offs.add(hand_off)
         hand_off.add_done_callback(self.hand_offs.discard)
-        reason = MissReason(outcome["reason"])
+        reason = outcome.decision.reason
+        assert reason is not None
         return self._answer(202, body, "pending", f"started ({reason.value})",
                             reuse_info.miss(spec.name, reason, stage.attempt))
 
-    async def _context_or_404(self, task_id: str, request: Request) -> Response:
-        self._auth(request)
+    async def _context_or_404(self, task_id: str) -> Response:
         context = await self.reader.read_context(task_id)
         if context is None:
-            raise ApiError(404, f"task {task_id!r} not found")
+            raise NotFound(f"task {task_id!r} not found")
         return Response(context.model_dump_json(), media_type="application/json")
 
-    @api.get("/v1/tasks/supported-tasks")
-    async def supported_tasks(self, request: Request) -> dict[str, Any]:
-        self._auth(request)
+    @api.get("/v1/tasks/supported-tasks", responses=responses())
+    async def supported_tasks(self) -> dict[str, Any]:
         return {"tasks": [describe(spec) for spec in self.specs]}
 
-    @api.get("/v1/tasks/{task_id}/status")
-    async def status(self, task_id: str, request: Request) -> Response:
-        return await self._context_or_404(_valid_id(task_id), request)
+    @api.get("/v1/tasks/{task_id}/status", response_model=WorkflowContext,
+             responses=responses(404))
+    async def status(self, task_id: str) -> Response:
+        return await self._context_or_404(_valid_id(task_id))
 
-    @api.get("/v1/tasks/{task_id}/result")
-    async def result(self, task_id: str, request: Request) -> Response:
-        return await self._context_or_404(_valid_id(task_id), request)
+    @api.get("/v1/tasks/{task_id}/result", response_model=WorkflowContext,
+             responses=responses(404))
+    async def result(self, task_id: str) -> Response:
+        return await self._context_or_404(_valid_id(task_id))
 
-    @api.delete("/v1/tasks/{task_id}")
-    async def delete_task(self, task_id: str, request: Request, force: bool = False) -> Any:
-        self._auth(request)
+    @api.delete("/v1/tasks/{task_id}", responses=responses(404, 409))
+    async def delete_task(self, task_id: str, force: bool = False) -> dict[str, Any]:
         outcome = await self.store.delete_job.remote(_valid_id(task_id), force)
-        if outcome["busy"] and not force:
-            raise ApiError(409, f"stages still running: {outcome['busy']}; use ?force=true",
-                           {"busy": outcome["busy"]})
-        if not outcome["deleted"]:
-            raise ApiError(404, f"task {task_id!r} not found")
+        if outcome.busy and not force:
+            raise Conflict(f"stages still running: {outcome.busy}; use ?force=true",
+                           {"busy": outcome.busy})
+        if not outcome.deleted:
+            raise NotFound(f"task {task_id!r} not found")
         return {"task_id": task_id, "deleted": True}
 
     # ---- files -------------------------------------------------------------------------
 
-    @api.post("/v1/files", status_code=201)
-    async def upload(self, request: Request, file: UploadFile, path: str = "") -> Any:
-        self._auth(request)
-        return await files.save(self.settings.storage_root, file, path)
+    @api.post("/v1/files", status_code=201, responses=responses(409))
+    async def upload(self, file: UploadFile, path: str = "") -> dict[str, Any]:
+        return await files.save(self.settings.storage_root, file, path,
+                                self.settings.max_upload_bytes)
 
-    @api.get("/v1/files/{path:path}")
-    async def download(self, path: str, request: Request) -> FileResponse:
-        self._auth(request)
+    @api.get("/v1/files/{path:path}", response_class=FileResponse, responses=responses(404))
+    async def download(self, path: str) -> FileResponse:
         return FileResponse(await files.existing(self.settings.storage_root, path))
 
-    @api.delete("/v1/files/{path:path}")
-    async def delete_file(self, path: str, request: Request) -> Any:
-        self._auth(request)
+    @api.delete("/v1/files/{path:path}", responses=responses(404))
+    async def delete_file(self, path: str) -> dict[str, Any]:
         return await files.delete(self.settings.storage_root, path)
 
     # ---- health ------------------------------------------------------------------------

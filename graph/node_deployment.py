@@ -17,28 +17,30 @@ from ray.serve.handle import DeploymentHandle
 from nodes import registry
 from nodes.device import assigned_gpu_ids, select_device
 from nodes.runner import Job, NodeRunner
+from reuse.redis_store import Fenced
 from reuse.settings import Settings
 
 log = logging.getLogger("reelserve.nodes")
 
 
 class HandleWriter:
-    """StageWriter over the StageStore deployment handle."""
+    """The runner's StageWriter: the StageStore deployment's fenced writes, over its handle."""
 
     def __init__(self, store: DeploymentHandle) -> None:
         self.store = store
 
-    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
-        return bool(await self.store.start.remote(task_id, task_name, attempt))
+    async def start(self, task_id: str, task_name: str, attempt: int) -> Fenced:
+        return await self.store.start.remote(task_id, task_name, attempt)
 
-    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
-        return bool(await self.store.heartbeat.remote(task_id, task_name, attempt, progress))
+    async def heartbeat(self, task_id: str, task_name: str, attempt: int,
+                        progress: float) -> Fenced:
+        return await self.store.heartbeat.remote(task_id, task_name, attempt, progress)
 
     async def finish(
         self, task_id: str, task_name: str, attempt: int,
         output: dict[str, Any] | None, error: str | None,
-    ) -> bool:
-        return bool(await self.store.finish.remote(task_id, task_name, attempt, output, error))
+    ) -> Fenced:
+        return await self.store.finish.remote(task_id, task_name, attempt, output, error)
 
 
 # `submit` returns at once (runs queue inside the replica), so this only bounds hand-offs

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reuse.callbacks import AddressRefused, check_url_syntax
+from reuse.addresses import MAX_URL_LENGTH, parse_url
+from reuse.errors import AddressRefused
 from reuse.models import WorkflowContext
 from reuse.status import ReuseMode
 
@@ -21,11 +22,14 @@ def new_task_id() -> str:
 class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_name: str = Field(description="A registered node, see /v1/tasks/supported-tasks.")
+    task_name: str = Field(max_length=128,
+                           description="A registered node, see /v1/tasks/supported-tasks.")
     task_id: str = Field(default_factory=new_task_id, pattern=TASK_ID_PATTERN,
                          description="The job; stages of one job accumulate under it.")
-    callback: str | None = Field(default=None, max_length=2048,
-                                 description="http(s) URL called when the result is ready.")
+    callback: str | None = Field(
+        default=None, max_length=MAX_URL_LENGTH,
+        description="http(s) URL called when the result is ready. Its host must resolve to "
+        "public addresses only (unless allow-listed); it is never shown to other callers.")
     input_data: dict[str, Any] = Field(default_factory=dict, description="The node's params.")
     reuse: ReuseMode = Field(default=ReuseMode.AUTO)
 
@@ -35,9 +39,9 @@ class TaskRequest(BaseModel):
         if v in (None, ""):
             return None
         try:
-            check_url_syntax(v)
+            parse_url(v)
         except AddressRefused as exc:
-            raise ValueError(f"callback: {exc}") from exc
+            raise ValueError(str(exc)) from exc
         return v
 
 

@@ -7,6 +7,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+# A model a request may name: a bare name, never a path (models come from configured
+# folders or the engine's own names, so a request cannot load files it points at).
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
 
 class EngineCache:
     """Thread-safe `name -> loaded model`. Runs happen in worker threads, so two runs that

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,43 +12,19 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from nodes.spec import NodeSpec
-from reuse.callbacks import AddressRefused, check_url_syntax, pinned, resolve_checked
+from reuse.addresses import check_target, pinned, resolve_checked
 from reuse.decide import is_empty
+from reuse.errors import AddressRefused, InputError, TooLarge
 from reuse.models import Stage
 from reuse.settings import Settings
 from reuse.status import StageStatus
+from reuse.storage import check_local_file
 
-
-class InputError(ValueError):
-    """A bad input the caller can fix: reported as 422 with this message."""
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
-
-
-@functools.lru_cache(maxsize=8)
-def _real_root(root: Path) -> str:
-    return os.path.realpath(root)
-
-
-def confine(value: str, root: Path) -> Path:
-    """A local path (absolute, or relative to the storage root) that must stay inside root.
-
-    Symlinks are resolved first, so a link that points out of the root is refused.
-    """
-    real_root = _real_root(root)
-    candidate = os.path.realpath(os.path.join(real_root, value))  # join keeps absolute paths
-    if candidate != real_root and not candidate.startswith(real_root + os.sep):
-        raise InputError(f"{value!r} is outside the storage root {str(root)!r}")
-    return Path(candidate)
-
-
-def check_local_file(value: str, root: Path) -> str:
-    path = confine(value, root)
-    if not os.path.isfile(path):
-        raise InputError(f"{value!r} does not exist under the storage root")
-    return str(path)
 
 
 def resolve_upstream(
@@ -93,9 +69,9 @@ def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings
             raise InputError(f"'{name}' must be a path or an http(s) URL")
         if is_url(value):
             try:
-                check_url_syntax(value)
+                check_target(value, settings.callback_allow_cidrs)
             except AddressRefused as exc:
-                raise InputError(f"'{name}': {exc}") from exc
+                raise AddressRefused(f"'{name}': {exc}") from exc
         else:
             params[name] = check_local_file(value, settings.storage_root)
 
@@ -105,7 +81,8 @@ def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
     if not is_url(value):
         return check_local_file(value, settings.storage_root)
     addrs = resolve_checked(value, settings.callback_allow_cidrs)
-    name = os.path.basename(unquote(urlsplit(value).path)) or "input"
+    name = SAFE_NAME.sub("_", os.path.basename(unquote(urlsplit(value).path)))
+    name = name.strip("._")[:100] or "input"
     dest_dir = workdir / "inputs"
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
@@ -116,14 +93,14 @@ def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
         follow_redirects=False, timeout=settings.download_timeout_s, transport=transport
     ) as client, client.stream("GET", target, headers=host, extensions=ext) as resp:
         if resp.is_redirect:
-            raise InputError(f"{value} answered a redirect; redirects are not followed")
+            raise InputError("the URL answered a redirect; redirects are not followed")
         resp.raise_for_status()
         size = 0
         with open(dest, "wb") as fh:
             for chunk in resp.iter_bytes(1 << 20):
                 size += len(chunk)
                 if size > limit:
-                    raise InputError(f"{value} is larger than the {limit}-byte limit")
+                    raise TooLarge(f"the download is larger than the {limit}-byte limit")
                 fh.write(chunk)
     return str(dest)
 

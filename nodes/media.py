@@ -1,4 +1,12 @@
-"""ffmpeg and media probing shared by the node families."""
+"""ffmpeg and media probing shared by the node families.
+
+Every media input is opened through this module, by ffmpeg (`input_args`) or PyAV
+(`probe`), with two allow-lists: the demuxers in INPUT_FORMATS and the `file` protocol
+only. A container that refers to other files or URLs (HLS/m3u8 playlists, concat and
+ffconcat lists, DASH manifests, `subfile:`/`tee:` URLs, image sequences) is refused, so
+a file in the storage root cannot make a node read a file outside it. MOV/MP4 external
+data references stay off (the demuxer's default).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,28 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
+import numpy as np
+
+from reuse.errors import InputError, TooLarge
+
+if TYPE_CHECKING:
+    from nodes.spec import RunContext
+
+# libavformat demuxer names (one name matches a demuxer listed as "mov,mp4,m4a,...")
+INPUT_FORMATS = (
+    "mov", "matroska", "avi", "flv", "mpegts", "mpeg", "asf",  # video containers
+    "wav", "w64", "mp3", "flac", "ogg", "aac", "aiff", "caf", "amr", "wv", "ac3", "eac3",
+)
+INPUT_OPTIONS = {"format_whitelist": ",".join(INPUT_FORMATS), "protocol_whitelist": "file"}
+
+
+def input_args(path: str) -> list[str]:
+    """ffmpeg's options for one media input: allow-listed demuxers, local file only."""
+    return ["-protocol_whitelist", "file", "-format_whitelist", INPUT_OPTIONS["format_whitelist"],
+            "-i", "file:" + path]
 
 
 class MediaError(RuntimeError):
@@ -38,9 +66,18 @@ class MediaInfo:
     frame_count: int | None
 
 
-def probe(path: str) -> MediaInfo:
+def probe(path: str, max_duration: float | None = None) -> MediaInfo:
+    """Read a media file's streams (allow-listed formats only) and check its length."""
+    info = _probe(path)
+    if max_duration is not None and info.duration > max_duration:
+        raise TooLarge(f"the media is {info.duration:.0f} s long; the limit is "
+                       f"{max_duration:.0f} s (REELSERVE_MAX_MEDIA_DURATION_S)")
+    return info
+
+
+def _probe(path: str) -> MediaInfo:
     try:
-        with av.open(path) as container:
+        with av.open(path, options=INPUT_OPTIONS) as container:
             duration = float(container.duration / av.time_base) if container.duration else 0.0
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
@@ -59,6 +96,9 @@ def probe(path: str) -> MediaInfo:
                 height=video.codec_context.height if video is not None else None,
                 frame_count=frames,
             )
+    except av.error.ArgumentError as exc:  # what libavformat says for a refused format
+        raise InputError(f"{path} is not a media file of an accepted format "
+                         f"({', '.join(INPUT_FORMATS)})") from exc
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(f"cannot read media {path}: {exc}") from exc
 
@@ -86,3 +126,24 @@ def run_ffmpeg(
     if proc.returncode != 0:
         tail = (stderr or "").strip().splitlines()[-3:]
         raise MediaError(f"ffmpeg exited {proc.returncode}: {' | '.join(tail)}")
+
+
+def decode_audio(binary: str, path: str, sample_rate: int) -> np.ndarray:
+    """Decode a media file's first audio stream to mono float32 at `sample_rate`."""
+    cmd = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", *input_args(path),
+           "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-c:a", "pcm_f32le",
+           "pipe:1"]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise MediaError(f"ffmpeg exited {proc.returncode}: {' | '.join(tail)}")
+    return np.frombuffer(proc.stdout, dtype=np.float32)
+
+
+def open_input(value: str, ctx: RunContext) -> tuple[str, MediaInfo]:
+    """A node's media input: the local file (a URL is downloaded first), probed, and its
+    length checked against `max_media_duration_s`."""
+    from nodes.inputs import fetch_input
+
+    src = fetch_input(value, ctx.workdir, ctx.settings)
+    return src, probe(src, ctx.settings.max_media_duration_s)

@@ -15,8 +15,10 @@ from pydantic import BaseModel
 
 from nodes.inputs import reset_workdir
 from nodes.spec import NodeSpec, RunContext
+from reuse.redis_store import Fenced
 from reuse.settings import Settings
 from reuse.status import StageStatus
+from reuse.storage import node_dir
 
 log = logging.getLogger("reelserve.runner")
 
@@ -31,18 +33,21 @@ class Job(BaseModel):
 
 
 class StageWriter(Protocol):
-    """Fenced stage writes; each returns False when the attempt is no longer current."""
+    """Fenced stage writes, refused (`accepted=False`) once the attempt is not current.
 
-    async def start(self, task_id: str, task_name: str, attempt: int) -> bool: ...
+    `RedisStageStore` is one (tests run the runner on it directly); in the graph it is the
+    StageStore deployment, through `graph.node_deployment.HandleWriter`."""
+
+    async def start(self, task_id: str, task_name: str, attempt: int) -> Fenced: ...
 
     async def heartbeat(
         self, task_id: str, task_name: str, attempt: int, progress: float
-    ) -> bool: ...
+    ) -> Fenced: ...
 
     async def finish(
         self, task_id: str, task_name: str, attempt: int,
         output: dict[str, Any] | None, error: str | None,
-    ) -> bool: ...
+    ) -> Fenced: ...
 
 
 class NodeRunner:
@@ -70,7 +75,7 @@ class NodeRunner:
                 await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.heartbeat_s)
                 return True
             except TimeoutError:
-                if not await self.writer.heartbeat(*key, 0.0):
+                if not (await self.writer.heartbeat(*key, 0.0)).accepted:
                     return False
 
     def _call(self, job: Job, ctx: RunContext) -> dict[str, Any]:
@@ -90,12 +95,12 @@ class NodeRunner:
             self.slots.release()
 
     async def _run_in_slot(self, job: Job, key: tuple[str, str, int]) -> StageStatus | None:
-        if not await self.writer.start(*key):
+        if not (await self.writer.start(*key)).accepted:
             log.warning("attempt %s is no longer current; not started", key)
             return None
         ctx = RunContext(
             task_id=job.task_id, task_name=job.task_name, attempt=job.attempt,
-            workdir=self.settings.storage_root / job.task_id / job.task_name,
+            workdir=node_dir(self.settings.storage_root, job.task_id, job.task_name),
             settings=self.settings, engine=self.engine, device=self.device,
         )
         work = asyncio.ensure_future(asyncio.to_thread(self._call, job, ctx))
@@ -103,7 +108,7 @@ class NodeRunner:
         while not work.done():
             await asyncio.wait({work}, timeout=self.settings.heartbeat_s)
             if not work.done() and current:
-                current = await self.writer.heartbeat(*key, ctx.progress)
+                current = (await self.writer.heartbeat(*key, ctx.progress)).accepted
                 if not current:
                     log.warning("attempt %s was superseded while running", key)
         output: dict[str, Any] | None = None
@@ -113,7 +118,7 @@ class NodeRunner:
         except Exception as exc:
             log.exception("node %s failed for %s", job.task_name, job.task_id)
             error = f"{type(exc).__name__}: {exc}"
-        accepted = await self.writer.finish(*key, output, error)
+        accepted = (await self.writer.finish(*key, output, error)).accepted
         if not accepted:
             log.warning("late finish of %s rejected by the fence", key)
         if self.on_finished is not None:

@@ -1,7 +1,7 @@
 """The reuse decision: a pure function of the stored stage and the request (DESIGN §3).
 
 `decide` does no I/O. Whether the stage's artifacts still exist is checked by the caller
-(`reuse.store.artifacts_exist`) and passed in as `artifacts_present`.
+(`reuse.storage.artifacts_exist`) and passed in as `artifacts_present`.
 """
 
 from __future__ import annotations
@@ -62,15 +62,3 @@ def decide(
     if not artifacts_present:
         return Decision(Action.RUN, MissReason.ARTIFACT_MISSING)
     return Decision(Action.HIT)
-
-
-def artifact_paths(stage: Stage | None, reuse_keys: Sequence[str]) -> list[str]:
-    """The files/folders behind a SUCCESS stage's reuse keys (absolute paths only)."""
-    if stage is None or stage.status is not StageStatus.SUCCESS:
-        return []
-    paths: list[str] = []
-    for key in reuse_keys:
-        value = stage.output.get(key)
-        if isinstance(value, str) and value.startswith("/"):
-            paths.append(value)
-    return paths

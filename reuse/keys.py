@@ -45,3 +45,18 @@ def outbox_member(task_id: str, delivery_id: str) -> str:
 def parse_outbox_member(member: str) -> tuple[str, str]:
     task_id, delivery_id = member.split(" ", 1)
     return task_id, delivery_id
+
+
+def leases() -> str:
+    """Sorted set: member = '<task_id> <task_name>' of an in-flight stage, score = unix time
+    its lease runs out. The sweep reads it to end attempts whose node died."""
+    return f"{PREFIX}:leases"
+
+
+def lease_member(task_id: str, task_name: str) -> str:
+    return f"{task_id} {task_name}"
+
+
+def parse_lease_member(member: str) -> tuple[str, str]:
+    task_id, task_name = member.split(" ", 1)
+    return task_id, task_name

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reuse.addresses import redact
 from reuse.status import DeliveryState, JobStatus, StageStatus
 
 
@@ -69,11 +70,15 @@ class CallbackDelivery(BaseModel):
     created_at: str
     delivered_at: str | None = None
     next_attempt_at: float | None = None
-    # frozen when queued, stored apart (keys.payloads); retries resend the same body
-    payload: dict[str, Any] | None = None
+    # the exact body text, frozen when queued and stored apart (keys.payloads); every
+    # re-send repeats it byte for byte
+    body: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"payload", "next_attempt_at", "id"})
+        """As `/status` shows it: the URL redacted to its host (paths carry tokens)."""
+        shown = self.model_dump(exclude={"body", "next_attempt_at", "id"})
+        shown["url"] = redact(self.url)
+        return shown
 
 
 class JobMeta(BaseModel):

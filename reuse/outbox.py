@@ -1,6 +1,6 @@
 """The durable callback outbox in Redis: subscriptions, queueing, taking and settling.
 
-A delivery is WAITING while its attempt runs, QUEUED (payload frozen, in the outbox zset)
+A delivery is WAITING while its attempt runs, QUEUED (body frozen, in the outbox zset)
 once the attempt ends or for a reuse hit, then DELIVERED, FAILED or GONE. The outbox is a
 sorted set scored by due time; a sender takes due members by pushing them ahead by
 `callback_inflight_s`, so a sender that dies mid-delivery loses nothing.
@@ -9,16 +9,15 @@ sorted set scored by due time; a sender takes due members by pushing them ahead 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass
 
 from reuse import keys
-from reuse.callbacks import build_payload
+from reuse.callbacks import build_payload, freeze
 from reuse.models import CallbackDelivery, Stage, iso
+from reuse.redis_store import RedisStageStore, lua
 from reuse.status import DeliveryState, MissReason
-from reuse.store import RedisStageStore, lua
 
 
 def delivery_id(task_name: str, attempt: int, url: str) -> str:
@@ -45,10 +44,9 @@ class Outbox:
         member = keys.outbox_member(task_id, record.id)
         job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id),
                keys.payloads(task_id)]
-        payload = json.dumps(record.payload, ensure_ascii=False) if record.payload else ""
         args: list[str | int] = [
-            record.id, record.model_dump_json(exclude={"payload"}), guard, score, member,
-            self.store.ttl_ms, payload,
+            record.id, record.model_dump_json(exclude={"body"}), guard, score, member,
+            self.store.ttl_ms, record.body or "",
         ]
         return bool(await self._put_delivery(keys=job, args=args))
 
@@ -70,7 +68,7 @@ class Outbox:
         return record
 
     async def promote_waiting(self, task_id: str, task_name: str, attempt: int) -> int:
-        """Queue every WAITING delivery of an ended attempt, with its payload frozen."""
+        """Queue every WAITING delivery of an ended attempt, with its body frozen."""
         stage = await self.store.read_stage(task_id, task_name)
         waiting = [
             d for d in await self.store.read_deliveries(task_id)
@@ -95,7 +93,7 @@ class Outbox:
                 continue
             update = record.model_copy(update={
                 "state": DeliveryState.QUEUED, "next_attempt_at": now,
-                "payload": build_payload(task_id, record, stage, context),
+                "body": freeze(build_payload(task_id, record, stage, context)),
             })
             if await self._put(task_id, update, guard=DeliveryState.WAITING, score=str(now)):
                 queued += 1
@@ -128,7 +126,7 @@ class Outbox:
         )
         context = await self.store.read_context(task_id)
         assert context is not None
-        record.payload = build_payload(task_id, record, stage, context)
+        record.body = freeze(build_payload(task_id, record, stage, context))
         await self._put(task_id, record, guard="absent", score=str(now))
 
     async def take_due(self, limit: int = 16) -> list[tuple[str, CallbackDelivery]]:
@@ -142,12 +140,12 @@ class Outbox:
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(keys.callbacks(task_id), did)
                 pipe.hget(keys.payloads(task_id), did)
-                raw, payload = await pipe.execute()
-            if raw is None or payload is None:  # the job was deleted or expired
+                raw, body = await pipe.execute()
+            if raw is None or body is None:  # the job was deleted or expired
                 await self.store.redis.zrem(keys.outbox(), member)
                 continue
             record = CallbackDelivery.model_validate_json(raw)
-            record.payload = json.loads(payload)
+            record.body = body
             if record.state is DeliveryState.QUEUED:
                 out.append((task_id, record))
             else:

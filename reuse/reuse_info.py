@@ -43,3 +43,8 @@ def miss(task_name: str, reason: MissReason, attempt: int) -> ReuseInfo:
 
 def to_dict(info: ReuseInfo) -> dict[str, object]:
     return info.model_dump(mode="json", exclude_none=True)
+
+
+def waited_failed(task_name: str, stage: Stage) -> ReuseInfo:
+    """A request that waited on an attempt which then failed: nothing was reused."""
+    return ReuseInfo(reuse_hit=False, task_name=task_name, attempt=stage.attempt)

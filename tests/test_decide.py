@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from reuse.decide import Action, artifact_paths, decide
+from reuse.decide import Action, decide
 from reuse.models import Stage
 from reuse.status import MissReason, ReuseMode, StageStatus
+from reuse.storage import artifact_paths
 
 NOW = 1_000_000.0
 KEYS = ("audio_path",)

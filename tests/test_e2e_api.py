@@ -53,11 +53,11 @@ def test_delete_refuses_while_running_then_forces(client: httpx.Client, video: P
     assert busy.status_code == 409 and "ffmpeg.extract_audio" in busy.json()["error"]
     loopback.open_gate(gate)
     wait_stage(client, task_id, "ffmpeg.extract_audio")
-    assert (storage_root / task_id).is_dir()
+    assert (storage_root / "jobs" / task_id).is_dir()
     assert client.delete(f"/v1/tasks/{task_id}").status_code == 200
     assert client.get(f"/v1/tasks/{task_id}/status").status_code == 404
     assert client.get(f"/v1/tasks/{task_id}/result").status_code == 404
-    assert not (storage_root / task_id).exists()
+    assert not (storage_root / "jobs" / task_id).exists()
     assert client.delete(f"/v1/tasks/{task_id}").status_code == 404
 
 

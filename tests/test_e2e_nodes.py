@@ -41,7 +41,7 @@ def test_extract_audio_from_url(client: httpx.Client, video: Path, loopback: Loo
     info = sf.info(out["audio_path"])
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     assert abs(info.duration - 4.0) < 0.2
-    assert Path(out["audio_path"]).is_relative_to(storage_root / task_id)
+    assert Path(out["audio_path"]).is_relative_to(storage_root / "jobs" / task_id)
 
 
 def test_extract_keyframes(client: httpx.Client, video: Path) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from nodes import registry
-from nodes.inputs import InputError, check_local_file, confine, resolve_upstream
+from nodes.inputs import resolve_upstream
+from reuse.errors import InputError
 from reuse.models import Stage
 from reuse.status import StageStatus
+from reuse.storage import check_local_file, confine
 
 
 def test_confine_refuses_traversal_and_outside_paths(tmp_path: Path) -> None:

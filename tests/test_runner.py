@@ -9,8 +9,8 @@ import pytest
 
 from nodes import registry
 from nodes.runner import Job, NodeRunner
+from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.status import ReuseMode, StageStatus
-from reuse.store import ClaimRequest, FencedWriter, RedisStageStore
 from tests.conftest import make_settings
 from tests.media import make_silent_video, make_video
 
@@ -35,12 +35,12 @@ async def test_runner_runs_a_real_node_to_success(store: RedisStageStore, tmp_pa
     spec = registry.get("ffmpeg.extract_audio")
     assert spec is not None
     job = await claim(store, "run-1", spec.name, {"video_path": str(video)})
-    status = await NodeRunner(spec, store.settings, FencedWriter(store)).run(job)
+    status = await NodeRunner(spec, store.settings, store).run(job)
     assert status is StageStatus.SUCCESS
     stage = await store.read_stage("run-1", spec.name)
     assert stage is not None and stage.status is StageStatus.SUCCESS
     audio = Path(stage.output["audio_path"])
-    assert audio.is_file() and audio.parent == tmp_path / "run-1" / spec.name
+    assert audio.is_file() and audio.parent == tmp_path / "jobs" / "run-1" / spec.name
     assert stage.duration is not None and stage.progress == 1.0
 
 
@@ -49,7 +49,7 @@ async def test_runner_records_failure_with_message(store: RedisStageStore, tmp_p
     spec = registry.get("ffmpeg.extract_audio")
     assert spec is not None
     job = await claim(store, "run-2", spec.name, {"video_path": str(video)})
-    assert await NodeRunner(spec, store.settings, FencedWriter(store)).run(job) \
+    assert await NodeRunner(spec, store.settings, store).run(job) \
         is StageStatus.FAILED
     stage = await store.read_stage("run-2", spec.name)
     assert stage is not None and stage.error and "has no audio stream" in stage.error
@@ -60,6 +60,6 @@ async def test_superseded_attempt_does_not_start(store: RedisStageStore, tmp_pat
     assert spec is not None
     job = await claim(store, "run-3", spec.name, {"video_path": "/nope"})
     stale = job.model_copy(update={"attempt": job.attempt + 5})
-    assert await NodeRunner(spec, store.settings, FencedWriter(store)).run(stale) is None
+    assert await NodeRunner(spec, store.settings, store).run(stale) is None
     stage = await store.read_stage("run-3", spec.name)
     assert stage is not None and stage.status is StageStatus.PENDING

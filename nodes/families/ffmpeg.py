@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from nodes.inputs import fetch_input
-from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
+from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
 
 
@@ -18,14 +17,13 @@ class ExtractAudioParams(NodeParams):
 
 
 def extract_audio(params: ExtractAudioParams, ctx: RunContext) -> dict[str, Any]:
-    src = fetch_input(params.video_path, ctx.workdir, ctx.settings)
-    info = probe(src)
+    src, info = open_input(params.video_path, ctx)
     if not info.has_audio:
         raise MediaError(f"{params.video_path} has no audio stream")
     out = ctx.workdir / "audio.wav"
     run_ffmpeg(
         ffmpeg_binary(ctx.settings.ffmpeg_binary),
-        ["-i", src, "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out)],
+        [*input_args(src), "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out)],
         duration=info.duration, progress=ctx.report_progress,
     )
     return {"audio_path": str(out)}
@@ -38,8 +36,7 @@ class ExtractKeyframesParams(NodeParams):
 
 
 def extract_keyframes(params: ExtractKeyframesParams, ctx: RunContext) -> dict[str, Any]:
-    src = fetch_input(params.video_path, ctx.workdir, ctx.settings)
-    info = probe(src)
+    src, info = open_input(params.video_path, ctx)
     if not info.has_video or info.duration <= 0:
         raise MediaError(f"{params.video_path} has no video stream with a known duration")
     n = params.keyframe_sample_count
@@ -48,7 +45,7 @@ def extract_keyframes(params: ExtractKeyframesParams, ctx: RunContext) -> dict[s
     # n frames, one at the start of each of n equal slices of the video
     run_ffmpeg(
         ffmpeg_binary(ctx.settings.ffmpeg_binary),
-        ["-i", src, "-vf", f"fps={n}/{info.duration:.6f}",
+        [*input_args(src), "-vf", f"fps={n}/{info.duration:.6f}",
          "-frames:v", str(n), "-q:v", "2", str(out_dir / "frame_%04d.jpg")],
         duration=info.duration, progress=ctx.report_progress,
     )
@@ -75,8 +72,7 @@ class CropSubtitleImagesParams(NodeParams):
 
 
 def crop_subtitle_images(params: CropSubtitleImagesParams, ctx: RunContext) -> dict[str, Any]:
-    src = fetch_input(params.video_path, ctx.workdir, ctx.settings)
-    info = probe(src)
+    src, info = open_input(params.video_path, ctx)
     if not info.has_video or not info.fps or not info.frame_count:
         raise MediaError(f"{params.video_path}: cannot read the frame rate or frame count")
     assert params.subtitle_area is not None
@@ -103,7 +99,7 @@ def crop_subtitle_images(params: CropSubtitleImagesParams, ctx: RunContext) -> d
 
         # accurate seek to the segment's first frame; files are named by frame index
         run_ffmpeg(binary, [
-            "-ss", f"{first / fps:.6f}", "-i", src, "-frames:v", str(last - first),
+            "-ss", f"{first / fps:.6f}", *input_args(src), "-frames:v", str(last - first),
             "-vf", f"crop={x2 - x1}:{y2 - y1}:{x1}:{y1}", "-q:v", "2", "-fps_mode", "passthrough",
             "-start_number", str(first), str(out_dir / "%06d.jpg"),
         ], duration=(last - first) / fps, progress=report)

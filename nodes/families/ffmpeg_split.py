@@ -13,7 +13,7 @@ import srt
 from pydantic import Field, model_validator
 
 from nodes.inputs import fetch_input
-from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
+from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
 
 
@@ -102,14 +102,15 @@ def plan_segments(
 
 def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str, Any]:
     assert params.audio_path and params.subtitle_path
-    audio = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
+    audio, media = open_input(params.audio_path, ctx)
     subs = fetch_input(params.subtitle_path, ctx.workdir, ctx.settings)
     segments = load_segments(subs)
     # decode once to PCM at the requested rate/channels, then cut in memory
     pcm = ctx.workdir / "decoded.wav"
     run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
-               ["-i", audio, "-vn", "-ac", str(params.channels), "-ar", str(params.sample_rate),
-                "-c:a", "pcm_f32le", str(pcm)], duration=probe(audio).duration)
+               [*input_args(audio), "-vn", "-ac", str(params.channels),
+                "-ar", str(params.sample_rate), "-c:a", "pcm_f32le", str(pcm)],
+               duration=media.duration)
     samples, sr = sf.read(pcm, dtype="float32", always_2d=True)
     pcm.unlink()
     total = len(samples) / sr

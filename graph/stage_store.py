@@ -1,23 +1,31 @@
-"""StageStore deployment: every Redis write goes through here, serialized per task_id."""
+"""StageStore deployment: every Redis write goes through here, serialized per task_id.
+
+It also sweeps: attempts whose lease ran out (their node replica or the whole service
+died mid-run) are ended FAILED with `lease_expired` and their callbacks fire, without
+waiting for someone to submit again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from ray import serve
 
 from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
+from reuse.redis_store import ClaimOutcome, ClaimRequest, DeleteOutcome, Fenced, RedisStageStore
 from reuse.settings import Settings
 from reuse.status import MissReason
-from reuse.store import ClaimRequest, FencedWriter, RedisStageStore
+from reuse.storage import job_dir
+
+log = logging.getLogger("reelserve.store")
 
 
 class KeyedLocks:
@@ -47,13 +55,17 @@ class StageStore:
         self.settings = settings
         self.store = RedisStageStore(settings)
         self.outbox = Outbox(self.store)
-        self.writer = FencedWriter(self.store)
         self.locks = KeyedLocks()
+        self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def ping(self) -> bool:
         return bool(await self.store.redis.ping())
 
-    async def claim(self, req: ClaimRequest, callback_url: str | None) -> dict[str, Any]:
+    async def check_health(self) -> None:
+        if self.sweeper.done():
+            raise RuntimeError(f"lease sweep ended: {self.sweeper.exception()!r}")
+
+    async def claim(self, req: ClaimRequest, callback_url: str | None) -> ClaimOutcome:
         """Authoritative decision + claim; subscribes the request's callback URL."""
         async with self.locks.hold(req.task_id):
             outcome = await self.store.claim(req)
@@ -68,9 +80,7 @@ class StageStore:
                     kind = "run" if decision.action is Action.RUN else "wait"
                     await self.outbox.subscribe(req.task_id, req.task_name, stage.attempt,
                                                 callback_url, kind=kind, reason=decision.reason)
-            return {"action": decision.action.value,
-                    "reason": decision.reason.value if decision.reason else None,
-                    "stage": stage.model_dump(mode="json")}
+            return outcome
 
     async def enqueue_hit(self, task_id: str, task_name: str, url: str) -> bool:
         async with self.locks.hold(task_id):
@@ -80,23 +90,25 @@ class StageStore:
             await self.outbox.enqueue_hit(task_id, task_name, stage, url)
             return True
 
-    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
+    async def start(self, task_id: str, task_name: str, attempt: int) -> Fenced:
         async with self.locks.hold(task_id):
-            return await self.writer.start(task_id, task_name, attempt)
+            return await self.store.start(task_id, task_name, attempt)
 
-    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
+    async def heartbeat(
+        self, task_id: str, task_name: str, attempt: int, progress: float
+    ) -> Fenced:
         async with self.locks.hold(task_id):
-            return await self.writer.heartbeat(task_id, task_name, attempt, progress)
+            return await self.store.heartbeat(task_id, task_name, attempt, progress)
 
     async def finish(
         self, task_id: str, task_name: str, attempt: int,
-        output: dict[str, Any] | None, error: str | None,
-    ) -> bool:
+        output: dict | None, error: str | None,
+    ) -> Fenced:
         async with self.locks.hold(task_id):
-            accepted = await self.writer.finish(task_id, task_name, attempt, output, error)
+            fenced = await self.store.finish(task_id, task_name, attempt, output, error)
             # promote in both cases: subscribers of a superseded attempt are told it ended
             await self.outbox.promote_waiting(task_id, task_name, attempt)
-            return accepted
+            return fenced
 
     async def take_due(self, limit: int) -> list[tuple[str, CallbackDelivery]]:
         return await self.outbox.take_due(limit)
@@ -105,18 +117,43 @@ class StageStore:
         async with self.locks.hold(task_id):
             await self.outbox.settle(task_id, record, result)
 
-    async def delete_job(self, task_id: str, force: bool) -> dict[str, Any]:
-        """Delete a job's keys and folder. Refused while a stage is in flight, unless forced."""
+    async def delete_job(self, task_id: str, force: bool) -> DeleteOutcome:
+        """Delete a job's keys and its folder under `jobs/`. Refused while a stage is in
+        flight, unless forced. A job that does not exist leaves every folder alone."""
         async with self.locks.hold(task_id):
             stages = await self.store.read_stages(task_id)
             now = time.time()
             busy = [name for name, s in stages.items()
                     if s.status.in_flight and (s.lease_expires_at or 0) > now]
             if busy and not force:
-                return {"deleted": False, "busy": busy}
-            found = await self.store.delete_job(task_id)
-            folder = self.settings.storage_root / task_id
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-            return {"deleted": bool(found), "busy": busy}
+                return DeleteOutcome(deleted=False, busy=busy)
+            found = bool(await self.store.delete_job(task_id))
+            if found:
+                folder = job_dir(self.settings.storage_root, task_id)
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+            return DeleteOutcome(deleted=found, busy=busy)
 
+    # ---- the lease sweep ---------------------------------------------------------------
 
+    async def sweep(self) -> int:
+        """End every attempt whose lease ran out; returns how many were ended."""
+        ended = 0
+        now = time.time()
+        for task_id, task_name in await self.store.expired_leases(now):
+            async with self.locks.hold(task_id):
+                fenced = await self.store.expire(task_id, task_name, now)
+                if not fenced.accepted or fenced.stage is None:
+                    continue
+                await self.outbox.promote_waiting(task_id, task_name, fenced.stage.attempt)
+            log.warning("ended %s/%s attempt %s: its lease ran out", task_id, task_name,
+                        fenced.stage.attempt)
+            ended += 1
+        return ended  # the CallbackSender polls the outbox every second: no notify needed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # Redis may be restarting: log and try again next round
+                log.exception("lease sweep failed; retrying")
+            await asyncio.sleep(self.settings.lease_sweep_s)

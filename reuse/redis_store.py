@@ -2,16 +2,17 @@
 
 Every mutation is atomic in Redis itself (a compare-and-set Lua script on the stage's
 `rev`), so correctness never depends on there being one writer. The StageStore deployment
-(graph/store.py) additionally serializes writes per task_id.
+(graph/stage_store.py) additionally serializes writes per task_id.
+
+In-flight stages are also indexed by lease expiry (`keys.leases()`), so a sweep finds the
+attempts whose node died without reading every job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -19,20 +20,16 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from reuse import keys
-from reuse.decide import Action, Decision, artifact_paths, decide
+from reuse.decide import Action, Decision, decide
 from reuse.models import CallbackDelivery, JobMeta, Stage, WorkflowContext, iso, parse_iso
 from reuse.settings import Settings
 from reuse.status import ReuseMode, StageStatus
+from reuse.storage import artifacts_exist, job_dir
 
 
 def lua(name: str) -> str:
     """The text of one of reuse/lua/*.lua."""
     return resources.files("reuse").joinpath("lua", name).read_text()
-
-
-def artifacts_exist(stage: Stage | None, reuse_keys: Sequence[str]) -> bool:
-    """Do the files behind a SUCCESS stage's reuse keys still exist? (stat calls)"""
-    return all(os.path.exists(p) for p in artifact_paths(stage, reuse_keys))
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -51,14 +48,25 @@ class ClaimRequest:
     request_params: dict[str, Any]  # the request as received, for meta.input_params
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClaimOutcome:
     decision: Decision
     stage: Stage  # the stage as stored after the claim (new PENDING, or the existing one)
 
 
-class StaleWrite(Exception):
-    """A fenced write whose attempt is no longer current, or whose stage is terminal."""
+@dataclass(frozen=True)
+class Fenced:
+    """Answer of a fenced write (start, heartbeat, finish, expire): `accepted` with the stage
+    as written, or refused because the attempt is no longer current (or already ended)."""
+
+    accepted: bool
+    stage: Stage | None = None
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    deleted: bool  # the job existed and its keys are gone
+    busy: list[str]  # stages still in flight (with a live lease)
 
 
 class RedisStageStore:
@@ -111,7 +119,7 @@ class RedisStageStore:
     # ---- writes ------------------------------------------------------------------------
 
     def job_folder(self, task_id: str) -> str:
-        return str(self.settings.storage_root / task_id)
+        return str(job_dir(self.settings.storage_root, task_id))
 
     async def _write_stage(
         self,
@@ -127,8 +135,11 @@ class RedisStageStore:
         setall = ["updated_at", now]
         if request_params is not None:
             setall += ["input_params", json.dumps(request_params)]
-        args: list[Any] = [task_name, expected_rev, stage.to_json(), self.ttl_ms, len(setnx) // 2]
-        result = await self._cas(keys=keys.job_keys(task_id), args=args + setnx + setall)
+        lease = "" if stage.lease_expires_at is None else repr(stage.lease_expires_at)
+        args: list[Any] = [task_name, expected_rev, stage.to_json(), self.ttl_ms,
+                           lease, keys.lease_member(task_id, task_name), len(setnx) // 2]
+        result = await self._cas(keys=[*keys.job_keys(task_id), keys.leases()],
+                                 args=args + setnx + setall)
         return bool(result)
 
     async def claim(self, req: ClaimRequest) -> ClaimOutcome:
@@ -170,17 +181,17 @@ class RedisStageStore:
 
     async def transition(
         self, task_id: str, task_name: str, attempt: int, **changes: Any
-    ) -> Stage:
-        """Fenced update of an in-flight attempt. Raises StaleWrite if it is not current."""
+    ) -> Fenced:
+        """Fenced update of an in-flight attempt; refused if it is not current any more."""
         while True:
             current = await self.read_stage(task_id, task_name)
             if current is None or current.attempt != attempt or current.status.terminal:
-                raise StaleWrite(f"{task_id}/{task_name} attempt {attempt} is not current")
+                return Fenced(False)
             updated = current.model_copy(update={**changes, "rev": current.rev + 1})
             if await self._write_stage(task_id, task_name, current.rev, updated):
-                return updated
+                return Fenced(True, updated)
 
-    async def start(self, task_id: str, task_name: str, attempt: int) -> Stage:
+    async def start(self, task_id: str, task_name: str, attempt: int) -> Fenced:
         now = time.time()
         return await self.transition(
             task_id, task_name, attempt,
@@ -190,29 +201,21 @@ class RedisStageStore:
 
     async def heartbeat(
         self, task_id: str, task_name: str, attempt: int, progress: float | None = None
-    ) -> Stage:
+    ) -> Fenced:
         changes: dict[str, Any] = {"lease_expires_at": time.time() + self.settings.run_lease_s}
         if progress is not None:
             changes["progress"] = max(0.0, min(1.0, progress))
         return await self.transition(task_id, task_name, attempt, **changes)
 
     async def finish(
-        self,
-        task_id: str,
-        task_name: str,
-        attempt: int,
-        *,
-        output: dict[str, Any] | None = None,
-        error: str | None = None,
-        input_params: dict[str, Any] | None = None,
-    ) -> Stage:
+        self, task_id: str, task_name: str, attempt: int,
+        output: dict[str, Any] | None = None, error: str | None = None,
+    ) -> Fenced:
         """Fenced end of an attempt: SUCCESS with its output, or FAILED with its error."""
         current = await self.read_stage(task_id, task_name)
         now = time.time()
         started = current.started_at if current else None
-        duration = None
-        if current and current.started_at:
-            duration = round(now - parse_iso(current.started_at), 3)
+        duration = round(now - parse_iso(started), 3) if started else None
         changes: dict[str, Any] = {
             "status": StageStatus.FAILED if error is not None else StageStatus.SUCCESS,
             "output": output or {},
@@ -223,46 +226,44 @@ class RedisStageStore:
             "lease_expires_at": None,
             "progress": 1.0 if error is None else (current.progress if current else None),
         }
-        if input_params is not None:
-            changes["input_params"] = input_params
         return await self.transition(task_id, task_name, attempt, **changes)
 
+    async def expired_leases(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """(task_id, task_name) of in-flight stages whose lease ran out by `now`."""
+        members = await self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
+        return [keys.parse_lease_member(str(m)) for m in members]
+
+    async def expire(self, task_id: str, task_name: str, now: float) -> Fenced:
+        """End an in-flight attempt whose lease ran out: FAILED with `lease_expired`.
+
+        Refused (and the index entry dropped or corrected) if the stage is not in flight
+        or its lease was renewed meanwhile.
+        """
+        stage = await self.read_stage(task_id, task_name)
+        if (stage is None or not stage.status.in_flight
+                or (stage.lease_expires_at or 0) > now):
+            await self._reindex(task_id, task_name, stage)
+            return Fenced(False)
+        phase = "started" if stage.status is StageStatus.RUNNING else "taken up by its node"
+        error = (f"lease_expired: attempt {stage.attempt} was not {phase} in time (its node "
+                 "stopped or was lost); submit again to re-run it")
+        return await self.finish(task_id, task_name, stage.attempt, error=error)
+
+    async def _reindex(self, task_id: str, task_name: str, stage: Stage | None) -> None:
+        member = keys.lease_member(task_id, task_name)
+        if stage is not None and stage.status.in_flight and stage.lease_expires_at:
+            await self.redis.zadd(keys.leases(), {member: stage.lease_expires_at})
+        else:
+            await self.redis.zrem(keys.leases(), member)
+
     async def delete_job(self, task_id: str) -> int:
+        stage_names = [str(n) for n in await self.redis.hkeys(keys.stages(task_id))]
         members = [keys.outbox_member(task_id, d.id) for d in await self.read_deliveries(task_id)]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(*keys.job_keys(task_id))
             if members:
                 pipe.zrem(keys.outbox(), *members)
+            if stage_names:
+                pipe.zrem(keys.leases(), *(keys.lease_member(task_id, n) for n in stage_names))
             deleted, *_ = await pipe.execute()
         return int(deleted)
-
-
-class FencedWriter:
-    """The runner's StageWriter over a RedisStageStore: fenced writes answer True/False."""
-
-    def __init__(self, store: RedisStageStore) -> None:
-        self.store = store
-
-    async def start(self, task_id: str, task_name: str, attempt: int) -> bool:
-        try:
-            await self.store.start(task_id, task_name, attempt)
-        except StaleWrite:
-            return False
-        return True
-
-    async def heartbeat(self, task_id: str, task_name: str, attempt: int, progress: float) -> bool:
-        try:
-            await self.store.heartbeat(task_id, task_name, attempt, progress)
-        except StaleWrite:
-            return False
-        return True
-
-    async def finish(
-        self, task_id: str, task_name: str, attempt: int,
-        output: dict[str, Any] | None, error: str | None,
-    ) -> bool:
-        try:
-            await self.store.finish(task_id, task_name, attempt, output=output, error=error)
-        except StaleWrite:
-            return False
-        return True

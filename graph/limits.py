@@ -1,0 +1,116 @@
+"""Request guard: the API key is checked and the body size capped before a body is read.
+
+A pure ASGI middleware on the ingress' FastAPI app. FastAPI parses a body (and spools an
+upload to disk) before any handler or dependency runs, so both checks have to sit in
+front of it. Serve hands each replica a frozen copy of the app, so the replica tells
+this module its settings (`configure`, from `Ingress.__init__`): one ingress per process,
+as every Serve replica is its own actor process.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import HTTPException
+
+from reuse.errors import InputError
+from reuse.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around an upload
+MAX_DEPTH = 32
+
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    if method == "POST" and path.rstrip("/") == "/v1/files":
+        return settings.max_upload_bytes + MULTIPART_OVERHEAD
+    return settings.max_body_bytes
+
+
+def authorized(settings: Settings, headers: dict[str, str]) -> bool:
+    key = settings.api_key
+    if not key:
+        return True
+    given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    given = given or headers.get("x-api-key", "")
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+async def _answer(send: Send, status: int, error: str, extra: dict[str, str] | None = None
+                  ) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = _settings
+        if scope["type"] != "http" or settings is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        path: str = scope.get("path", "")
+        if path.startswith("/v1/") and not authorized(settings, headers):
+            await _answer(send, 401, "missing or wrong API key",
+                          {"www-authenticate": "Bearer"})
+            return
+        limit = body_limit(settings, scope.get("method", "GET"), path)
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _answer(send, 400, "invalid Content-Length header")
+                return
+            if int(declared) > limit:
+                await _answer(send, 413, f"the request body is larger than {limit} bytes")
+                return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"the request body is larger than {limit} bytes")
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+def check_strings(value: Any, limit: int, where: str = "input_data", depth: int = 0) -> None:
+    """Every string (and key) inside a JSON value is at most `limit` characters."""
+    if depth > MAX_DEPTH:
+        raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if len(value) > limit:
+            raise InputError(f"{where}: longer than {limit} characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_strings(key, limit, where, depth + 1)
+            check_strings(item, limit, f"{where}.{str(key)[:40]}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_strings(item, limit, f"{where}[{i}]", depth + 1)

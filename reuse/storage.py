@@ -1,0 +1,99 @@
+"""The storage root: path rules, the jobs' folder layout, artifact checks.
+
+Layout: `<root>/jobs/<task_id>/<task_name>/` holds a node's artifacts (written only by
+the node runner, deleted only with the job); everything else under the root is the
+callers' (uploads, inputs). A path a caller names must stay inside the root once every
+symbolic link is resolved.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from reuse.errors import InputError, brief
+from reuse.models import Stage
+from reuse.status import StageStatus
+
+JOBS = "jobs"
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+
+def job_dir(root: Path, task_id: str) -> Path:
+    return root / JOBS / task_id
+
+
+def node_dir(root: Path, task_id: str, task_name: str) -> Path:
+    return job_dir(root, task_id) / task_name
+
+
+def check_path_text(value: object) -> str:
+    """A path as text: a string, no NUL, valid Unicode, within the OS's length limits."""
+    if not isinstance(value, str):
+        raise InputError("a path must be a string")
+    if "\x00" in value:
+        raise InputError("a path must not contain NUL characters")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError("a path must be valid Unicode (no lone surrogates)") from exc
+    if len(raw) > MAX_PATH_BYTES:
+        raise InputError(f"a path must be at most {MAX_PATH_BYTES} bytes")
+    if any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
+        raise InputError(f"each part of a path must be at most {MAX_NAME_BYTES} bytes")
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def real_root(root: Path) -> str:
+    return os.path.realpath(root)
+
+
+def confine(value: object, root: Path) -> Path:
+    """A local path (absolute, or relative to the storage root) that must stay inside root.
+
+    Symlinks are resolved first, so a link that points out of the root is refused.
+    """
+    text = check_path_text(value)
+    top = real_root(root)
+    candidate = os.path.realpath(os.path.join(top, text))  # join keeps absolute paths
+    if candidate != top and not candidate.startswith(top + os.sep):
+        raise InputError(f"{brief(text)} is outside the storage root")
+    return Path(candidate)
+
+
+def in_jobs(path: Path, root: Path) -> bool:
+    """Is a confined path the jobs' folder or inside it?"""
+    jobs = os.path.join(real_root(root), JOBS)
+    return str(path) == jobs or str(path).startswith(jobs + os.sep)
+
+
+def check_local_file(value: object, root: Path) -> str:
+    path = confine(value, root)
+    try:
+        ok = os.path.isfile(path)
+    except OSError:
+        ok = False
+    if not ok:
+        raise InputError(f"{brief(value)} does not exist under the storage root")
+    return str(path)
+
+
+def artifact_paths(stage: Stage | None, reuse_keys: Sequence[str]) -> list[str]:
+    """The files/folders behind a SUCCESS stage's reuse keys (absolute paths only)."""
+    if stage is None or stage.status is not StageStatus.SUCCESS:
+        return []
+    paths: list[str] = []
+    for key in reuse_keys:
+        value = stage.output.get(key)
+        if isinstance(value, str) and value.startswith("/"):
+            paths.append(value)
+    return paths
+
+
+def artifacts_exist(stage: Stage | None, reuse_keys: Sequence[str]) -> bool:
+    """Do the files behind a SUCCESS stage's reuse keys still exist? (stat calls)"""
+    return all(os.path.exists(p) for p in artifact_paths(stage, reuse_keys))
