@@ -28,7 +28,7 @@ from nodes.inputs import check_file_params, resolve_upstream
 from nodes.runner import Job
 from nodes.spec import NodeSpec
 from reuse import reuse_info
-from reuse.addresses import check_target
+from reuse.addresses import check_target, redact
 from reuse.decide import Action, decide
 from reuse.errors import AddressRefused, Conflict, InputError, NotFound, brief
 from reuse.models import Stage, WorkflowContext, fingerprint
@@ -192,8 +192,10 @@ class Ingress:
         claim = ClaimRequest(
             task_id=body.task_id, task_name=spec.name, reuse_keys=list(spec.reuse_keys),
             mode=body.reuse, input_params=resolved, fingerprint=fp,
+            # the job shows the request with its callback URL redacted to the host: other
+            # callers read /status, and the path of a callback URL is often a token
             request_params={"task_name": spec.name, "input_data": body.input_data,
-                            "callback_url": body.callback},
+                            "callback_url": redact(body.callback) if body.callback else None},
         )
         outcome = await self.store.claim.remote(claim, body.callback)
         stage, action = outcome.stage, outcome.decision.action

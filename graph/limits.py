@@ -73,6 +73,9 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")  # the app's route prefix, when mounted under one
+        if root and path.startswith(root):
+            path = path[len(root):]
         if path.startswith("/v1/") and not authorized(settings, headers):
             await _answer(send, 401, "missing or wrong API key",
                           {"www-authenticate": "Bearer"})
