@@ -95,6 +95,32 @@ def _json(status: int, error: str, detail: Any = None,
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def _flat(routes: list[Any]) -> list[Any]:
+    """Routes, with included routers (Serve includes the ingress class's) opened up."""
+    out: list[Any] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None and not hasattr(route, "path_regex"):
+            out += _flat(list(inner.routes))
+        else:
+            out.append(route)
+    return out
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Methods of all routes whose path matches (Starlette names only the first route's)."""
+    path, root = request.scope.get("path", ""), request.scope.get("root_path", "")
+    candidates = {path, path.removeprefix(root)} if root else {path}
+    matched = [r for r in _flat(request.app.router.routes)
+               if getattr(r, "path_regex", None) is not None
+               and any(r.path_regex.match(p) for p in candidates)]
+    static = [r for r in matched if "{" not in r.path]  # a concrete path beats a template
+    methods: set[str] = set()
+    for route in static or matched:
+        methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(api: FastAPI) -> None:
     @api.exception_handler(ReelserveError)
     async def _ours(_: Request, exc: ReelserveError) -> JSONResponse:
@@ -109,9 +135,11 @@ def install(api: FastAPI) -> None:
         return _json(422, "; ".join(messages)[:1000], messages)
 
     @api.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # keep the exception's headers: a 405 must name the allowed methods (Allow)
-        return _json(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status_code == 405:  # Allow names every route's methods for this path
+            headers["allow"] = ", ".join(allowed_methods(request)) or headers.get("allow", "")
+        return _json(exc.status_code, str(exc.detail), headers=headers)
 
     @api.exception_handler(RedisConnectionError)
     async def _store_away(_: Request, exc: RedisConnectionError) -> JSONResponse:

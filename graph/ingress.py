@@ -10,11 +10,10 @@ per-task lock and claims atomically; a won claim is handed to the node's deploym
 import asyncio
 import contextvars
 import logging
-import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, UploadFile
+from fastapi import FastAPI, Path, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import ValidationError
 from ray import serve
@@ -60,10 +59,7 @@ def describe(spec: NodeSpec) -> dict[str, Any]:
     }
 
 
-def _valid_id(task_id: str) -> str:
-    if not re.fullmatch(TASK_ID_PATTERN, task_id):
-        raise InputError(f"task_id must match {TASK_ID_PATTERN}")
-    return task_id
+TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="The job.")]
 
 
 async def _awaited(call: Any) -> Any:
@@ -226,17 +222,17 @@ class Ingress:
 
     @api.get("/v1/tasks/{task_id}/status", response_model=WorkflowContext,
              responses=responses(404))
-    async def status(self, task_id: str) -> Response:
-        return await self._context_or_404(_valid_id(task_id))
+    async def status(self, task_id: TaskId) -> Response:
+        return await self._context_or_404(task_id)
 
     @api.get("/v1/tasks/{task_id}/result", response_model=WorkflowContext,
              responses=responses(404))
-    async def result(self, task_id: str) -> Response:
-        return await self._context_or_404(_valid_id(task_id))
+    async def result(self, task_id: TaskId) -> Response:
+        return await self._context_or_404(task_id)
 
     @api.delete("/v1/tasks/{task_id}", responses=responses(404, 409))
-    async def delete_task(self, task_id: str, force: bool = False) -> dict[str, Any]:
-        outcome = await self.store.delete_job.remote(_valid_id(task_id), force)
+    async def delete_task(self, task_id: TaskId, force: bool = False) -> dict[str, Any]:
+        outcome = await self.store.delete_job.remote(task_id, force)
         if outcome.busy and not force:
             raise Conflict(f"stages still running: {outcome.busy}; use ?force=true",
                            {"busy": outcome.busy})
