@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -110,3 +110,12 @@ class Settings(BaseSettings):
         default=None, description="Local folder of demucs models (`<name>.th` / `<name>.yaml`)."
     )
     demucs_model: str = Field(default="htdemucs", description="Default demucs model name.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> Settings:
+        # a delivery is taken for callback_inflight_s; a try may last callback_timeout_s
+        # (plus DNS): were the window shorter, a slow try would be sent a second time
+        if self.callback_inflight_s <= self.callback_timeout_s + 1:
+            raise ValueError("callback_inflight_s must exceed callback_timeout_s by more "
+                             "than a second")
+        return self

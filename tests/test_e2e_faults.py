@@ -53,7 +53,7 @@ def faulty(api: str, settings: Settings, tmp_path_factory: pytest.TempPathFactor
     valkey.start()
     s = make_settings(f"redis://127.0.0.1:{port}/0", settings.storage_root,
                       run_lease_s=3.0, heartbeat_s=0.5, lease_sweep_s=0.5,
-                      callback_inflight_s=3.0)
+                      callback_inflight_s=12.0)
     serve.run(build_graph(s, [EXTRACT]), name=APP, route_prefix=f"/{APP}")
     base = f"{api}/{APP}"
     wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
