@@ -33,30 +33,23 @@ def job_keys(task_id: str) -> list[str]:
     return [stages(task_id), meta(task_id), callbacks(task_id), payloads(task_id)]
 
 
+def member(task_id: str, name: str) -> str:
+    """A member of the global sorted sets below: '<task_id> <name>' (a task_id has no
+    space, so the first space splits it back)."""
+    return f"{task_id} {name}"
+
+
+def parse_member(value: str) -> tuple[str, str]:
+    task_id, name = value.split(" ", 1)
+    return task_id, name
+
+
 def outbox() -> str:
-    """Sorted set: member = '<task_id> <delivery id>', score = unix time it is due."""
+    """Sorted set: member(task_id, delivery id), score = unix time it is due."""
     return f"{PREFIX}:outbox"
 
 
-def outbox_member(task_id: str, delivery_id: str) -> str:
-    return f"{task_id} {delivery_id}"
-
-
-def parse_outbox_member(member: str) -> tuple[str, str]:
-    task_id, delivery_id = member.split(" ", 1)
-    return task_id, delivery_id
-
-
 def leases() -> str:
-    """Sorted set: member = '<task_id> <task_name>' of an in-flight stage, score = unix time
-    its lease runs out. The sweep reads it to end attempts whose node died."""
+    """Sorted set: member(task_id, task_name) of an in-flight stage, score = unix time its
+    lease runs out. The sweep reads it to end attempts whose node died."""
     return f"{PREFIX}:leases"
-
-
-def lease_member(task_id: str, task_name: str) -> str:
-    return f"{task_id} {task_name}"
-
-
-def parse_lease_member(member: str) -> tuple[str, str]:
-    task_id, task_name = member.split(" ", 1)
-    return task_id, task_name

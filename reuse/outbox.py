@@ -41,7 +41,7 @@ class Outbox:
     async def _put(
         self, task_id: str, record: CallbackDelivery, guard: str, score: str
     ) -> bool:
-        member = keys.outbox_member(task_id, record.id)
+        member = keys.member(task_id, record.id)
         job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id),
                keys.payloads(task_id)]
         args: list[str | int] = [
@@ -136,7 +136,7 @@ class Outbox:
         )
         out: list[tuple[str, CallbackDelivery]] = []
         for member in members:
-            task_id, did = keys.parse_outbox_member(member)
+            task_id, did = keys.parse_member(member)
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(keys.callbacks(task_id), did)
                 pipe.hget(keys.payloads(task_id), did)

@@ -137,7 +137,7 @@ class RedisStageStore:
             setall += ["input_params", json.dumps(request_params)]
         lease = "" if stage.lease_expires_at is None else repr(stage.lease_expires_at)
         args: list[Any] = [task_name, expected_rev, stage.to_json(), self.ttl_ms,
-                           lease, keys.lease_member(task_id, task_name), len(setnx) // 2]
+                           lease, keys.member(task_id, task_name), len(setnx) // 2]
         result = await self._cas(keys=[*keys.job_keys(task_id), keys.leases()],
                                  args=args + setnx + setall)
         return bool(result)
@@ -231,7 +231,7 @@ class RedisStageStore:
     async def expired_leases(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
         """(task_id, task_name) of in-flight stages whose lease ran out by `now`."""
         members = await self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
-        return [keys.parse_lease_member(str(m)) for m in members]
+        return [keys.parse_member(str(m)) for m in members]
 
     async def expire(self, task_id: str, task_name: str, now: float) -> Fenced:
         """End an in-flight attempt whose lease ran out: FAILED with `lease_expired`.
@@ -250,7 +250,7 @@ class RedisStageStore:
         return await self.finish(task_id, task_name, stage.attempt, error=error)
 
     async def _reindex(self, task_id: str, task_name: str, stage: Stage | None) -> None:
-        member = keys.lease_member(task_id, task_name)
+        member = keys.member(task_id, task_name)
         if stage is not None and stage.status.in_flight and stage.lease_expires_at:
             await self.redis.zadd(keys.leases(), {member: stage.lease_expires_at})
         else:
@@ -258,12 +258,12 @@ class RedisStageStore:
 
     async def delete_job(self, task_id: str) -> int:
         stage_names = [str(n) for n in await self.redis.hkeys(keys.stages(task_id))]
-        members = [keys.outbox_member(task_id, d.id) for d in await self.read_deliveries(task_id)]
+        members = [keys.member(task_id, d.id) for d in await self.read_deliveries(task_id)]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(*keys.job_keys(task_id))
             if members:
                 pipe.zrem(keys.outbox(), *members)
             if stage_names:
-                pipe.zrem(keys.leases(), *(keys.lease_member(task_id, n) for n in stage_names))
+                pipe.zrem(keys.leases(), *(keys.member(task_id, n) for n in stage_names))
             deleted, *_ = await pipe.execute()
         return int(deleted)

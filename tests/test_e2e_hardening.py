@@ -263,6 +263,14 @@ def test_uploads_bodies_and_strings_are_capped(limited: str, storage_root: Path)
             "input_data": {"video_path": "v" * (20 * 1024)}}
     r = httpx.post(f"{limited}/v1/tasks", json=body, headers=key)
     assert r.status_code == 413 and len(r.content) < 1000
+
+    def chunked(data: bytes) -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        for i in range(0, len(data), 4096):
+            yield data[i:i + 4096]
+
+    r = httpx.post(f"{limited}/v1/tasks", content=chunked(json.dumps(body).encode()),
+                   headers={**key, "content-type": "application/json"})
+    assert r.status_code == 413, r.text
     body["input_data"] = {"video_path": "v" * 200}
     r = httpx.post(f"{limited}/v1/tasks", json=body, headers=key)
     assert r.status_code == 422 and "longer than 100" in r.json()["error"]

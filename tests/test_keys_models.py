@@ -15,9 +15,9 @@ def test_job_keys_share_one_hash_tag() -> None:
     assert len(set(keys.job_keys("job-1"))) == 4
 
 
-def test_outbox_member_roundtrip() -> None:
-    member = keys.outbox_member("job.1", "ffmpeg.extract_audio:2:abc")
-    assert keys.parse_outbox_member(member) == ("job.1", "ffmpeg.extract_audio:2:abc")
+def test_member_roundtrip() -> None:
+    member = keys.member("job.1", "ffmpeg.extract_audio:2:abc")
+    assert keys.parse_member(member) == ("job.1", "ffmpeg.extract_audio:2:abc")
 
 
 def test_fingerprint_ignores_key_order() -> None:
