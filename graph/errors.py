@@ -20,7 +20,6 @@ from reuse.errors import (
     InputError,
     NotFound,
     ReelserveError,
-    StaleWrite,
     TooLarge,
     TransientError,
     Unauthorized,
@@ -33,7 +32,6 @@ STATUS: dict[type[ReelserveError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
-    StaleWrite: 409,
     TooLarge: 413,
     TransientError: 503,
 }

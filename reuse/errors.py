@@ -39,10 +39,6 @@ class TooLarge(ReelserveError):
     """A body, upload, string or media file over its configured limit (HTTP 413)."""
 
 
-class StaleWrite(ReelserveError):
-    """A fenced write whose attempt is no longer current (never reaches a caller)."""
-
-
 class TransientError(ReelserveError):
     """Worth retrying later: a DNS lookup that failed, a host that did not answer."""
 
