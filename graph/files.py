@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import re
 import shutil
 import stat
 import uuid
@@ -29,9 +28,9 @@ from reuse.storage import (
     confine,
     in_jobs,
     real_root,
+    safe_name,
 )
 
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 DEFAULT_FOLDER = "uploads"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
@@ -44,11 +43,10 @@ def _inside(root: Path, rel: str) -> Path:
 
 
 def upload_name(filename: str | None) -> str:
-    name = SAFE_NAME.sub("_", Path(check_path_text(filename or "upload")).name)
-    name = name.strip("._") or "upload"
+    name = Path(check_path_text(filename or "upload")).name
     if len(name.encode()) > MAX_NAME_BYTES:
         raise InputError(f"the file name is longer than {MAX_NAME_BYTES} bytes")
-    return name
+    return safe_name(name, "upload", MAX_NAME_BYTES)
 
 
 def folder_parts(root: Path, folder: str) -> list[str]:

@@ -13,10 +13,12 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import HTTPException
 
-from reuse.errors import InputError
+from graph import files
+from reuse.errors import InputError, ReelserveError
 from reuse.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -40,6 +42,18 @@ def body_limit(settings: Settings, method: str, path: str) -> int:
     if method == "POST" and path.rstrip("/") == "/v1/files":
         return settings.max_upload_bytes + MULTIPART_OVERHEAD
     return settings.max_body_bytes
+
+
+def early_refusal(settings: Settings, method: str, path: str, query: bytes) -> str | None:
+    """A request that will be refused whatever its body: say so before reading an upload."""
+    if method != "POST" or path.rstrip("/") != "/v1/files":
+        return None
+    try:
+        folder = parse_qs(query.decode("latin-1")).get("path", [""])[-1]
+        files.folder_parts(settings.storage_root, folder)
+    except ReelserveError as exc:
+        return exc.message
+    return None
 
 
 def authorized(settings: Settings, headers: dict[str, str]) -> bool:
@@ -80,6 +94,11 @@ class RequestGuard:
             await _answer(send, 401, "missing or wrong API key",
                           {"www-authenticate": "Bearer"})
             return
+        refused = early_refusal(settings, scope.get("method", "GET"), path,
+                                scope.get("query_string", b""))
+        if refused is not None:
+            await _answer(send, 422, refused)
+            return
         limit = body_limit(settings, scope.get("method", "GET"), path)
         declared = headers.get("content-length")
         if declared is not None:
@@ -110,6 +129,10 @@ def check_strings(value: Any, limit: int, where: str = "input_data", depth: int 
     if isinstance(value, str):
         if len(value) > limit:
             raise InputError(f"{where}: longer than {limit} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{where}: not valid Unicode (a lone surrogate)") from exc
     elif isinstance(value, dict):
         for key, item in value.items():
             check_strings(key, limit, where, depth + 1)

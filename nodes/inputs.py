@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,7 @@ from reuse.errors import AddressRefused, InputError, TooLarge
 from reuse.models import Stage
 from reuse.settings import Settings
 from reuse.status import StageStatus
-from reuse.storage import check_local_file
-
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+from reuse.storage import check_local_file, safe_name
 
 
 def is_url(value: str) -> bool:
@@ -81,8 +78,7 @@ def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
     if not is_url(value):
         return check_local_file(value, settings.storage_root)
     addrs = resolve_checked(value, settings.callback_allow_cidrs)
-    name = SAFE_NAME.sub("_", os.path.basename(unquote(urlsplit(value).path)))
-    name = name.strip("._")[:100] or "input"
+    name = safe_name(os.path.basename(unquote(urlsplit(value).path)), "input")
     dest_dir = workdir / "inputs"
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name

@@ -19,7 +19,7 @@ Source = tuple[str, str]
 class NodeParams(BaseModel):
     """Base of every node's params model: unknown keys are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

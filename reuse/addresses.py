@@ -9,6 +9,7 @@ judged by the IPv4 address they carry too, so `[::a00:1]` is 10.0.0.1 and refuse
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +24,7 @@ _V4_COMPATIBLE = ipaddress.ip_network("::/96")
 _V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 6052 §2.1)
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use, never global
+_HOSTNAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
 class Unresolvable(TransientError):
@@ -50,9 +52,12 @@ def parse_url(url: str) -> SplitResult:
         raise AddressRefused("port 0 is not a valid target")
     if _literal(parts.hostname) is None:
         try:
-            parts.hostname.encode("idna")
+            ascii_host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError as exc:
             raise AddressRefused("the URL's host name is not a valid DNS name") from exc
+        # letters, digits, '-', '_' per label: a '\\', ';' or '%' is not part of a host
+        if not _HOSTNAME.fullmatch(ascii_host):
+            raise AddressRefused("the URL's host name is not a valid DNS name")
     return parts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,14 @@ from reuse.status import StageStatus
 JOBS = "jobs"
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(value: str, default: str, max_chars: int = 100) -> str:
+    """A caller's text as one file or folder name: only [A-Za-z0-9._-], no leading dot or
+    dash, never empty, `.` or `..` (so it cannot name a parent or another folder)."""
+    name = _UNSAFE.sub("_", value).strip("._-")[:max_chars]
+    return name or default
 
 
 def job_dir(root: Path, task_id: str) -> Path:

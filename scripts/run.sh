@@ -2,9 +2,10 @@
 # `make run`: embedded Redis (unless REDIS_URL is set), a local Ray with its dashboard,
 # serve_config.yaml deployed, then the URLs. Stop everything with `make stop`.
 #
-# Exposure: Redis, the API, the dashboard and Ray's GCS are bound to 127.0.0.1, and Ray's
-# token auth is on (its processes also listen on other interfaces; without a token they
-# refuse every call). The token is in run/ray_auth_token; the dashboard asks for it.
+# Exposure: Redis, the API and the dashboard listen on 127.0.0.1 only. Ray's own processes
+# (GCS, raylet, workers, client server) listen on every interface whatever the flags, so
+# Ray's token auth is on: without the token (run/ray_auth_token) they refuse every call and
+# the dashboard answers 401. Their Prometheus metrics ports still answer without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate

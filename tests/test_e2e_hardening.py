@@ -163,6 +163,9 @@ def test_job_artifacts_live_under_jobs_and_files_api_cannot_delete_them(
     "http://[64:ff9b::a9fe:a9fe]/cb", "http://10.0.0.1/cb", "http://169.254.169.254/",
     "http://127.0.0.1:99999/cb", "http://127.0.0.1:abc/cb", "http://[::1/x",
     "ftp://example.org/x", "http://user:pw@example.org/",
+    # not a host: these "hosts" would show a secret path in /status
+    "http://hooks.example.com\\SECRET?tok=x", "http://hooks.example.com;SECRET",
+    "http://hooks.example.com%2FSECRET%3Ftok/",
 ])
 def test_bad_callback_targets_are_refused_at_submit(client: httpx.Client, video: Path,
                                                     callback: str) -> None:
@@ -197,6 +200,15 @@ def test_bad_paths_and_names_get_4xx_not_500(client: httpx.Client, storage_root:
         ("GET", "/v1/files/" + "/".join(["q" * 200] * 30), {}),
         ("DELETE", "/v1/files/%00", {}),
         ("GET", "/v1/tasks/" + "t" * 500 + "/status", {}),
+        # lone surrogates in free-text params (the probe's 500s)
+        ("POST", "/v1/tasks", {"content": json.dumps(
+            {"task_name": "faster_whisper.transcribe_audio",
+             "input_data": {"audio_path": "x.wav", "initial_prompt": "\ud800"}}).encode(),
+            "headers": {"content-type": "application/json"}}),
+        ("POST", "/v1/tasks", {"content": json.dumps(
+            {"task_name": "pyannote_audio.get_speaker_segments",
+             "input_data": {"diarization_file": "x.json", "speaker": "\udfff"}}).encode(),
+            "headers": {"content-type": "application/json"}}),
     ]
     for method, url, kw in calls:
         r = client.request(method, url, **kw)
@@ -247,6 +259,11 @@ def test_key_and_size_are_checked_before_the_body_is_read(limited: str) -> None:
     assert raw_request(limited, head).startswith("HTTP/1.1 401")
     keyed = head.replace("Host: x\r\n", "Host: x\r\nX-API-Key: k3y\r\n")
     assert raw_request(limited, keyed).startswith("HTTP/1.1 413")
+    # an upload to a folder it may not write is refused before its (small) body is read
+    small = keyed.replace(f"Content-Length: {big}", "Content-Length: 10000")
+    for folder in ("jobs", "..", "a/../../b"):
+        refused = small.replace("/v1/files ", f"/v1/files?path={folder} ")
+        assert raw_request(limited, refused).startswith("HTTP/1.1 422"), folder
 
 
 def test_uploads_bodies_and_strings_are_capped(limited: str, storage_root: Path) -> None:
@@ -365,3 +382,33 @@ def test_openapi_documents_error_answers_and_405_keeps_allow(client: httpx.Clien
     assert r.status_code == 422 and set(r.json()) <= {"error", "detail"}
     r = client.put("/v1/tasks")
     assert r.status_code == 405 and "POST" in r.headers["allow"]
+
+
+# ---- the probe's split_audio_segments findings ---------------------------------------------
+
+def test_speaker_labels_cannot_name_folders_outside_the_job(client: httpx.Client, video: Path,
+                                                           storage_root: Path,
+                                                           outside: Path) -> None:
+    """A speaker label from the caller's subtitle JSON was used as a folder name: `../..`
+    and absolute labels wrote files outside the root and over other jobs' results."""
+    victim = storage_root / "jobs" / unique("victim") / "ffmpeg.split_audio_segments"
+    victim.mkdir(parents=True)
+    labels = [f"{'../' * 12}{outside.relative_to('/')}/rel", str(outside / "abs"),
+              f"../../../{victim.parent.name}/ffmpeg.split_audio_segments", "..", "."]
+    subs = {"segments": [{"start": i * 0.4, "end": i * 0.4 + 0.3, "speaker": label}
+                         for i, label in enumerate(labels)]}
+    sub_file = storage_root / "inputs" / f"{unique('trav')}.json"
+    sub_file.write_text(json.dumps(subs))
+    task_id = unique("trav")
+    r = post_task(client, task_id, "ffmpeg.split_audio_segments",
+                  {"audio_path": str(video), "subtitle_path": str(sub_file),
+                   "group_by_speaker": True, "min_segment_duration": 0.1})
+    assert r.status_code == 202, r.text
+    stage = wait_stage(client, task_id, "ffmpeg.split_audio_segments")
+    assert stage["status"] == "SUCCESS", stage
+    job = (storage_root / "jobs" / task_id).resolve()
+    written = [Path(f["file"]) for f in json.loads(
+        Path(stage["output"]["split_info_file"]).read_text())["segments"]]
+    assert len(written) == len(labels)
+    assert all(p.resolve().is_relative_to(job) for p in written), written
+    assert list(outside.iterdir()) == [] and list(victim.iterdir()) == []

@@ -64,3 +64,18 @@ def test_plan_include_silence_adds_gaps() -> None:
 def test_params_reject_inverted_bounds() -> None:
     with pytest.raises(ValueError, match="max_segment_duration"):
         SplitAudioParams(min_segment_duration=5, max_segment_duration=1)
+
+
+def test_too_many_pieces_are_refused_before_any_is_cut() -> None:
+    """The probe cut 10,000 files from one 5 s segment; the plan is bounded."""
+    from nodes.families.ffmpeg_split import MAX_PIECES
+    from reuse.errors import InputError
+
+    p = SplitAudioParams(min_segment_duration=0, max_segment_duration=0.1)
+    segments = [Segment(float(i), float(i) + 1.0) for i in range(MAX_PIECES // 10 + 1)]
+    with pytest.raises(InputError, match="at most"):
+        plan_segments(segments, total=1e9, p=p)
+    with pytest.raises(ValueError):
+        SplitAudioParams(max_segment_duration=0.0005)
+    with pytest.raises(ValueError):
+        SplitAudioParams.model_validate({"max_segment_duration": float("inf")})

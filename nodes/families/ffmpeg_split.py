@@ -15,6 +15,10 @@ from pydantic import Field, model_validator
 from nodes.inputs import fetch_input
 from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.errors import InputError
+from reuse.storage import safe_name
+
+MAX_PIECES = 20_000  # files one run may write (a 6 h input cut every second: 21,600)
 
 
 class SplitAudioParams(NodeParams):
@@ -26,8 +30,12 @@ class SplitAudioParams(NodeParams):
     sample_rate: int = Field(default=16000, ge=8000, le=192000)
     channels: int = Field(default=1, ge=1, le=2)
     min_segment_duration: float = Field(default=1.0, ge=0)
-    max_segment_duration: float = Field(default=30.0, gt=0)
-    group_by_speaker: bool = False
+    max_segment_duration: float = Field(
+        default=30.0, ge=0.1, description="Longer segments are cut in equal pieces no longer "
+        f"than this; a run cuts at most {MAX_PIECES} pieces.")
+    group_by_speaker: bool = Field(
+        default=False, description="One folder per speaker, named after the label reduced to "
+        "[A-Za-z0-9._-] (`unknown` when empty).")
     include_silence: bool = False
 
     @model_validator(mode="after")
@@ -87,6 +95,11 @@ def plan_segments(
         if total > cursor:
             gaps.append(Segment(cursor, total, "", "silence"))
         ordered = sorted(ordered + gaps, key=lambda s: s.start)
+    planned = sum(max(1, int(np.ceil(max(0.0, min(total, s.end) - max(0.0, s.start))
+                                      / p.max_segment_duration - 1e-9))) for s in ordered)
+    if planned > MAX_PIECES:
+        raise InputError(f"these segments would be cut into {planned} pieces; at most "
+                         f"{MAX_PIECES} per run: raise max_segment_duration")
     pieces, skipped = [], 0
     for seg in ordered:
         seg = Segment(max(0.0, seg.start), min(total, seg.end), seg.text, seg.speaker)
@@ -121,7 +134,9 @@ def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str,
     failed = 0
     summary: dict[str, dict[str, Any]] = {}
     for i, seg in enumerate(pieces):
-        folder = out_dir / (seg.speaker or "unknown") if params.group_by_speaker else out_dir
+        # a speaker label comes from the caller's file: one safe folder name, never a path
+        folder = out_dir / safe_name(seg.speaker or "", "unknown") if params.group_by_speaker \
+            else out_dir
         folder.mkdir(exist_ok=True)
         name = f"segment_{i:04d}_{seg.start:.2f}-{seg.end:.2f}.{params.output_format}"
         try:
