@@ -56,12 +56,11 @@ def early_refusal(settings: Settings, method: str, path: str, query: bytes) -> s
     return None
 
 
-def authorized(settings: Settings, headers: dict[str, str]) -> bool:
+def authorized(settings: Settings, authorization: str | None, api_key: str | None) -> bool:
     key = settings.api_key
     if not key:
         return True
-    given = headers.get("authorization", "").removeprefix("Bearer ").strip()
-    given = given or headers.get("x-api-key", "")
+    given = (authorization or "").removeprefix("Bearer ").strip() or api_key or ""
     return hmac.compare_digest(given.encode(), key.encode())
 
 
@@ -84,23 +83,28 @@ class RequestGuard:
         if scope["type"] != "http" or settings is None:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        declared = authorization = api_key = None
+        for name, value in scope.get("headers", ()):  # one pass, only what is needed
+            if name == b"content-length":
+                declared = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")  # the app's route prefix, when mounted under one
         if root and path.startswith(root):
             path = path[len(root):]
-        if path.startswith("/v1/") and not authorized(settings, headers):
+        method: str = scope.get("method", "GET")
+        if path.startswith("/v1/") and not authorized(settings, authorization, api_key):
             await _answer(send, 401, "missing or wrong API key",
                           {"www-authenticate": "Bearer"})
             return
-        refused = early_refusal(settings, scope.get("method", "GET"), path,
-                                scope.get("query_string", b""))
+        refused = early_refusal(settings, method, path, scope.get("query_string", b""))
         if refused is not None:
             await _answer(send, 422, refused)
             return
-        limit = body_limit(settings, scope.get("method", "GET"), path)
-        declared = headers.get("content-length")
+        limit = body_limit(settings, method, path)
         if declared is not None:
             if not declared.isdigit():
                 await _answer(send, 400, "invalid Content-Length header")
@@ -108,9 +112,12 @@ class RequestGuard:
             if int(declared) > limit:
                 await _answer(send, 413, f"the request body is larger than {limit} bytes")
                 return
+            # the server reads no more than Content-Length: nothing left to count
+            await self.app(scope, receive, send)
+            return
         seen = 0
 
-        async def bounded() -> Message:
+        async def bounded() -> Message:  # a chunked body: counted as it arrives
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
