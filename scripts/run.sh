@@ -19,13 +19,18 @@ API_PORT="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"
 API_HOST="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"))["http_options"]["host"])')"
 
 if [ -z "${REDIS_URL:-}" ]; then
+  # the embedded Valkey: user `reelserve`, a password made once in run/redis_password
+  PW_FILE="$RUN_DIR/redis_password"
+  [ -s "$PW_FILE" ] || (umask 077 && python -c 'import secrets; print(secrets.token_hex(24))' > "$PW_FILE")
   if ! python scripts/wait_redis.py "redis://127.0.0.1:${REDIS_PORT}/0" 0 2>/dev/null; then
     echo "starting embedded Valkey on 127.0.0.1:${REDIS_PORT}"
-    nohup python scripts/embedded_redis.py "$REDIS_PORT" "$RUN_DIR/valkey" > "$RUN_DIR/valkey.log" 2>&1 &
+    nohup python scripts/embedded_redis.py "$REDIS_PORT" "$RUN_DIR/valkey" "$PW_FILE" \
+      > "$RUN_DIR/valkey.log" 2>&1 &
     echo $! > "$RUN_DIR/valkey.pid"
   fi
-  export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+  export REDIS_URL="redis://reelserve:$(cat "$PW_FILE")@127.0.0.1:${REDIS_PORT}/0"
 fi
+REDIS_SHOWN="$(python -c 'import sys,re; print(re.sub(r"//[^@/]*@", "//***@", sys.argv[1]))' "$REDIS_URL")"
 python scripts/wait_redis.py "$REDIS_URL" 20
 export REELSERVE_STORAGE_ROOT="${REELSERVE_STORAGE_ROOT:-$RUN_DIR/share}"
 mkdir -p "$REELSERVE_STORAGE_ROOT"
@@ -69,7 +74,7 @@ serve deploy serve_config.yaml --address "http://127.0.0.1:${DASHBOARD_PORT}" >/
 python scripts/wait_ready.py "http://${API_HOST}:${API_PORT}/readyz" 300
 
 cat <<MSG
-reelserve is up ($PROXY; Redis at $REDIS_URL; $GPUS GPU(s) for Ray, $CPUS CPUs)
+reelserve is up ($PROXY; Redis at $REDIS_SHOWN; $GPUS GPU(s) for Ray, $CPUS CPUs)
   API:        http://${API_HOST}:${API_PORT}/v1/tasks
   OpenAPI:    http://${API_HOST}:${API_PORT}/docs
   Dashboard:  http://127.0.0.1:${DASHBOARD_PORT}

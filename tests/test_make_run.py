@@ -3,7 +3,8 @@
 scripts/run.sh starts its own Valkey, Ray and the whole serve_config.yaml, with its files
 in a temporary run folder and ports of its own, next to this session's Ray. Then: Redis,
 the API and the dashboard listen on loopback only; Ray refuses callers without the token
-(the dashboard answers 401, the GCS refuses `ray status`); scripts/stop.sh stops all of
+(the dashboard answers 401, the GCS refuses `ray status`); Redis answers only PING without
+its password; scripts/stop.sh stops all of
 it and leaves this session's Ray and Serve running.
 """
 
@@ -18,6 +19,7 @@ import httpx
 import psutil
 import pytest
 import ray
+import redis
 import yaml
 
 from tests.conftest import ROOT, free_port, wait_until
@@ -51,6 +53,15 @@ def test_make_run_is_loopback_and_token_only_and_stop_stops_only_itself(
         for port in (redis_port, api_port, dash_port):
             assert listening(port) == {"127.0.0.1"}, (port, listening(port))
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        # Redis needs the password from run/: without it only PING is allowed
+        stranger_redis = redis.Redis(port=redis_port)
+        assert stranger_redis.ping()
+        with pytest.raises(redis.RedisError, match="permission"):
+            stranger_redis.keys("*")
+        password = (run_dir / "redis_password").read_text().strip()
+        owner = redis.Redis(port=redis_port, username="reelserve", password=password)
+        assert owner.dbsize() >= 0
+        assert password not in started.stdout
         assert httpx.get(f"http://127.0.0.1:{dash_port}/api/version").status_code == 401
         token = (run_dir / "ray_auth_token").read_text().strip()
         assert len(token) >= 32 and (run_dir / "ray_auth_token").stat().st_mode & 0o077 == 0
