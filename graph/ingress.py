@@ -151,7 +151,7 @@ class Ingress:
     # ---- the task API ------------------------------------------------------------------
 
     @api.post("/v1/tasks", response_model=TaskResponse, status_code=202,
-              responses={200: {"model": TaskResponse}, **responses(404)})
+              responses={200: {"model": TaskResponse}, **responses()})
     async def create_task(self, body: TaskRequest) -> Response:
         # The decision, claim and hand-off run in a task of their own, outside the request's
         # Serve context and shielded: a client that disconnects cancels this handler, but
