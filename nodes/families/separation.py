@@ -9,10 +9,15 @@ REELSERVE_SEPARATION_ENGINE).
 REPET-SIM (Rafii & Pardo 2012) models the accompaniment as what repeats: each spectrogram
 frame is compared with its nearest neighbours (cosine), their median is the repeating
 part, and soft masks split the mix. It needs no weights, so it runs offline anywhere.
+A file is separated in 30 s blocks, each with 10 s of context on both sides, cross-faded
+at the boundaries (`blocks.stream_blocks`): neighbours are searched within 50 s, so the
+time is linear in the length and the memory does not grow with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -20,9 +25,14 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nodes.engines import MODEL_NAME_PATTERN, EngineCache
+from nodes.families.blocks import stream_blocks
 from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.settings import Settings
+
+# REPET-SIM looks for repetitions within a block and its context (50 s in all), so the
+# work per second of audio is the same for a clip and for a film
+BLOCK_S, CONTEXT_S, FADE_S = 30.0, 10.0, 0.25
 
 QualityMode = Literal["default", "fast", "high_quality"]
 # quality mode -> (sample rate, n_fft, neighbour window in seconds, vocal mask margin)
@@ -85,6 +95,28 @@ def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.nd
     vocals = np.stack([librosa.istft(mask_v * s, n_fft=n_fft, length=n) for s in stfts])
     accomp = np.stack([librosa.istft(mask_a * s, n_fft=n_fft, length=n) for s in stfts])
     return vocals, accomp
+
+
+def repet_sim_file(src: Path, vocal_path: Path, accomp_path: Path, quality: str,
+                   progress: Callable[[float], None]) -> None:
+    """REPET-SIM over a decoded file in blocks (BLOCK_S with CONTEXT_S of context each
+    side): linear time and flat memory however long the file is."""
+    with sf.SoundFile(src) as mix:
+        sr, channels, n = mix.samplerate, mix.channels, mix.frames
+
+        def read(lo: int, hi: int) -> np.ndarray:
+            mix.seek(lo)
+            return mix.read(hi - lo, dtype="float32", always_2d=True)
+
+        def separate(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            vocals, accomp = repet_sim(segment.T, sr, quality)
+            return vocals.T, accomp.T
+
+        with sf.SoundFile(vocal_path, "w", sr, channels) as v, \
+                sf.SoundFile(accomp_path, "w", sr, channels) as a:
+            stream_blocks(read, n, separate, [v, a], block=int(BLOCK_S * sr),
+                          context=int(CONTEXT_S * sr), fade=int(FADE_S * sr),
+                          progress=progress)
 
 
 class SeparationEngines:
@@ -151,21 +183,21 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
     args += ["-ac", str(channels)] if channels else []
     run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary), [*args, str(decoded)],
                duration=info.duration, progress=lambda f: ctx.report_progress(0.2 * f))
-    mix, sr = sf.read(decoded, dtype="float32", always_2d=True)
-    decoded.unlink()
-    ctx.report_progress(0.25)
-    if engine == "demucs":
-        vocals, accomp = engines.run_demucs(model, mix.T, ctx.report_progress)
-        used, device = model_name, engines.device
-    else:
-        vocals, accomp = repet_sim(mix.T, sr, params.quality_mode)
-        used, device = "repet_sim", "cpu"  # numpy/librosa: CPU whatever the replica has
-    ctx.report_progress(0.9)
+    ctx.report_progress(0.2)
     ext = params.output_format
     vocal_path = ctx.workdir / f"vocals.{ext}"
     accomp_path = ctx.workdir / f"instrumental.{ext}"
-    sf.write(vocal_path, vocals.T, sr)
-    sf.write(accomp_path, accomp.T, sr)
+    if engine == "demucs":
+        mix, sr = sf.read(decoded, dtype="float32", always_2d=True)
+        vocals, accomp = engines.run_demucs(model, mix.T, ctx.report_progress)
+        sf.write(vocal_path, vocals.T, sr)
+        sf.write(accomp_path, accomp.T, sr)
+        used, device = model_name, engines.device
+    else:
+        repet_sim_file(decoded, vocal_path, accomp_path, params.quality_mode,
+                       lambda f: ctx.report_progress(0.2 + 0.75 * f))
+        used, device = "repet_sim", "cpu"  # numpy/librosa: CPU whatever the replica has
+    decoded.unlink()
     return {
         "vocal_audio": str(vocal_path),
         "instrumental_audio": str(accomp_path),
