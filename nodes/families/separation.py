@@ -9,8 +9,8 @@ REELSERVE_SEPARATION_ENGINE).
 REPET-SIM (Rafii & Pardo 2012) models the accompaniment as what repeats: each spectrogram
 frame is compared with its nearest neighbours (cosine), their median is the repeating
 part, and soft masks split the mix. It needs no weights, so it runs offline anywhere.
-A file is separated in 30 s blocks, each with 10 s of context on both sides, cross-faded
-at the boundaries (`blocks.stream_blocks`): neighbours are searched within 50 s, so the
+A file is separated in 20 s blocks, each with 5 s of context on both sides, cross-faded
+at the boundaries (`blocks.stream_blocks`): neighbours are searched within 30 s, so the
 time is linear in the length and the memory does not grow with it.
 """
 
@@ -30,9 +30,9 @@ from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_f
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.settings import Settings
 
-# REPET-SIM looks for repetitions within a block and its context (50 s in all), so the
+# REPET-SIM looks for repetitions within a block and its context (30 s in all), so the
 # work per second of audio is the same for a clip and for a film
-BLOCK_S, CONTEXT_S, FADE_S = 30.0, 10.0, 0.25
+BLOCK_S, CONTEXT_S, FADE_S = 20.0, 5.0, 0.25
 
 QualityMode = Literal["default", "fast", "high_quality"]
 # quality mode -> (sample rate, n_fft, neighbour window in seconds, vocal mask margin)
