@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from urllib.parse import urlsplit
 
 import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from reuse.addresses import pinned, resolve_checked
+from reuse.addresses import pinned, redact, resolve_checked
 from reuse.callbacks import backoff_s, headers, webhook_id
 from reuse.errors import AddressRefused
 from reuse.models import CallbackDelivery
@@ -127,7 +126,7 @@ class CallbackSender:
             result = await self.deliverer.attempt(task_id, record)
             if result.state is not DeliveryState.DELIVERED:
                 # the host only: callback URLs often carry tokens in their path or query
-                log.warning("callback to %s for %s: %s", _host(record.url), task_id,
+                log.warning("callback to %s for %s: %s", redact(record.url), task_id,
                             result.error)
             await self.store.settle.remote(task_id, record, result)
         except Exception:  # it stays in the outbox and is retried after callback_inflight_s
@@ -138,9 +137,3 @@ class CallbackSender:
             raise RuntimeError(f"outbox loop ended: {self.loop_task.exception()!r}")
 
 
-
-
-def _host(url: str) -> str:
-    with contextlib.suppress(ValueError):
-        return urlsplit(url).hostname or "?"
-    return "?"

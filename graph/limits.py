@@ -38,15 +38,19 @@ def configure(settings: Settings) -> None:
     _settings = settings
 
 
+def is_upload(method: str, path: str) -> bool:
+    return method == "POST" and path.rstrip("/") == "/v1/files"
+
+
 def body_limit(settings: Settings, method: str, path: str) -> int:
-    if method == "POST" and path.rstrip("/") == "/v1/files":
+    if is_upload(method, path):
         return settings.max_upload_bytes + MULTIPART_OVERHEAD
     return settings.max_body_bytes
 
 
 def early_refusal(settings: Settings, method: str, path: str, query: bytes) -> str | None:
     """A request that will be refused whatever its body: say so before reading an upload."""
-    if method != "POST" or path.rstrip("/") != "/v1/files":
+    if not is_upload(method, path):
         return None
     try:
         folder = parse_qs(query.decode("latin-1")).get("path", [""])[-1]

@@ -82,11 +82,7 @@ def in_jobs(path: Path, root: Path) -> bool:
 
 def check_local_file(value: object, root: Path) -> str:
     path = confine(value, root)
-    try:
-        ok = os.path.isfile(path)
-    except OSError:
-        ok = False
-    if not ok:
+    if not os.path.isfile(path):  # False (never an error) for a name too long or a loop
         raise InputError(f"{brief(value)} does not exist under the storage root")
     return str(path)
 

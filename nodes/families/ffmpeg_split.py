@@ -95,22 +95,19 @@ def plan_segments(
         if total > cursor:
             gaps.append(Segment(cursor, total, "", "silence"))
         ordered = sorted(ordered + gaps, key=lambda s: s.start)
-    planned = sum(max(1, int(np.ceil(max(0.0, min(total, s.end) - max(0.0, s.start))
-                                      / p.max_segment_duration - 1e-9))) for s in ordered)
-    if planned > MAX_PIECES:
-        raise InputError(f"these segments would be cut into {planned} pieces; at most "
+    clipped = [Segment(max(0.0, s.start), min(total, s.end), s.text, s.speaker)
+               for s in ordered]
+    kept = [s for s in clipped if s.duration > 0 and s.duration >= p.min_segment_duration]
+    counts = [max(1, int(np.ceil(s.duration / p.max_segment_duration - 1e-9))) for s in kept]
+    if sum(counts) > MAX_PIECES:
+        raise InputError(f"these segments would be cut into {sum(counts)} pieces; at most "
                          f"{MAX_PIECES} per run: raise max_segment_duration")
-    pieces, skipped = [], 0
-    for seg in ordered:
-        seg = Segment(max(0.0, seg.start), min(total, seg.end), seg.text, seg.speaker)
-        if seg.duration < p.min_segment_duration or seg.duration <= 0:
-            skipped += 1
-            continue
-        n = max(1, int(np.ceil(seg.duration / p.max_segment_duration - 1e-9)))
+    pieces: list[Segment] = []
+    for seg, n in zip(kept, counts, strict=True):
         step = seg.duration / n
         pieces += [Segment(seg.start + i * step, seg.start + (i + 1) * step, seg.text, seg.speaker)
                    for i in range(n)]
-    return pieces, skipped
+    return pieces, len(clipped) - len(kept)
 
 
 def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str, Any]:
