@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
@@ -126,6 +127,14 @@ def run_ffmpeg(
     if proc.returncode != 0:
         tail = (stderr or "").strip().splitlines()[-3:]
         raise MediaError(f"ffmpeg exited {proc.returncode}: {' | '.join(tail)}")
+
+
+def decode_to_wav(binary: str, path: str, out: Path, sample_rate: int, *,
+                  duration: float = 0.0, progress: Callable[[float], None] | None = None) -> None:
+    """Decode a media file's first audio stream to a mono float WAV at `sample_rate`,
+    streamed (flat memory), for engines that read long audio a chunk at a time."""
+    run_ffmpeg(binary, [*input_args(path), "-vn", "-ac", "1", "-ar", str(sample_rate),
+                        "-c:a", "pcm_f32le", str(out)], duration=duration, progress=progress)
 
 
 def decode_audio(binary: str, path: str, sample_rate: int) -> np.ndarray:

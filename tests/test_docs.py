@@ -57,7 +57,7 @@ DIARIZATION = {
     "audio_path": "/share/inputs/dialogue.wav", "total_speakers": 2,
     "segments": [{"start": 0.0, "end": 2.9, "speaker": "SPEAKER_00", "duration": 2.9},
                  {"start": 3.3, "end": 6.1, "speaker": "SPEAKER_01", "duration": 2.8}],
-    "metadata": {"model": "embedded:vad-mfcc-ward"},
+    "metadata": {"model": "embedded:vad-mfcc-pitch-ward"},
 }
 
 

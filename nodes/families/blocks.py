@@ -63,3 +63,20 @@ def stream_blocks(
             pending = [out[b - fade - lo:b + fade - lo].copy() for out in outs]
         if progress is not None:
             progress((i + 1) / count)
+
+
+def quiet_cuts(read: Callable[[int, int], np.ndarray], n: int, piece: int, search: int,
+               quiet: int) -> list[int]:
+    """Boundaries of pieces of at most `piece` samples covering [0, n), each cut (except the
+    last) at the quietest `quiet`-long stretch of its last `search` samples, so a piece ends
+    between words rather than inside one. `read(lo, hi)` returns mono samples [lo, hi)."""
+    if not 0 < quiet < search < piece:
+        raise ValueError("need 0 < quiet < search < piece")
+    cuts = [0]
+    while n - cuts[-1] > piece:
+        end = cuts[-1] + piece
+        tail = read(end - search, end).astype(np.float64)
+        energy = np.concatenate([[0.0], np.cumsum(tail ** 2)])
+        window = energy[quiet:] - energy[:-quiet]  # energy of each quiet-long stretch
+        cuts.append(end - search + int(np.argmin(window)) + quiet // 2)
+    return [*cuts, n]

