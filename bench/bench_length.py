@@ -5,7 +5,8 @@
 Makes a stereo 44.1 kHz mix (a repeating chord pattern plus a non-repeating "voice",
 written block by block so the generator's memory stays flat), then, each in a fresh
 process so peak RSS is its own, times:
-- `decode`: `nodes.media.decode_audio` to 16 kHz mono (what transcription/diarization do);
+- `decode`: `nodes.media.decode_to_wav` to a 16 kHz mono file (what transcription and
+  diarization do before reading it a piece at a time);
 - `separate`: `separation.repet_sim_file` in `default` mode (the node's REPET-SIM path);
 - `split`: `ffmpeg.split_audio_segments` on a subtitle with one 4 s segment every 5 s.
 Prints wall time, real-time factor and peak RSS per length, and the ratio of the longest
@@ -52,9 +53,9 @@ def run_step(step: str, mix: Path, workdir: Path) -> None:
     seconds = sf.info(str(mix)).duration
     started = time.perf_counter()
     if step == "decode":
-        from nodes.media import decode_audio, ffmpeg_binary
+        from nodes.media import decode_to_wav, ffmpeg_binary
 
-        decode_audio(ffmpeg_binary(), str(mix), 16000)
+        decode_to_wav(ffmpeg_binary(), str(mix), workdir / "16k.wav", 16000)
     elif step == "separate":
         from nodes.families.separation import repet_sim_file
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
-import numpy as np
 
 from reuse.errors import InputError, TooLarge
 
@@ -135,18 +134,6 @@ def decode_to_wav(binary: str, path: str, out: Path, sample_rate: int, *,
     streamed (flat memory), for engines that read long audio a chunk at a time."""
     run_ffmpeg(binary, [*input_args(path), "-vn", "-ac", "1", "-ar", str(sample_rate),
                         "-c:a", "pcm_f32le", str(out)], duration=duration, progress=progress)
-
-
-def decode_audio(binary: str, path: str, sample_rate: int) -> np.ndarray:
-    """Decode a media file's first audio stream to mono float32 at `sample_rate`."""
-    cmd = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", *input_args(path),
-           "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-c:a", "pcm_f32le",
-           "pipe:1"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise MediaError(f"ffmpeg exited {proc.returncode}: {' | '.join(tail)}")
-    return np.frombuffer(proc.stdout, dtype=np.float32)
 
 
 def open_input(value: str, ctx: RunContext) -> tuple[str, MediaInfo]:

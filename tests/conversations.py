@@ -1,11 +1,15 @@
-"""Generated conversations with known turns (espeak-ng voices), for diarization tests and
-the long-media bench. Each (voice, sentence) is synthesised once and reused, and the file
-is written turn by turn, so an hour costs little time and flat memory.
+"""Generated conversations with known turns (espeak-ng voices) and videos of them, for
+the diarization tests, the long-input tests and the long-media bench. Each (voice,
+sentence) is synthesised once and reused, and files are written a block at a time, so an
+hour costs little time and flat memory.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -35,7 +39,16 @@ SENTENCES = (
     "A pot of tea helps to pass the evening.",
 )
 
-Reference = list[tuple[float, float, str]]
+class Said(NamedTuple):
+    """One turn of a generated conversation."""
+
+    start: float
+    end: float
+    voice: str
+    text: str
+
+
+Reference = list[Said]
 
 
 class Voices:
@@ -58,7 +71,7 @@ def write_conversation(path: Path, speakers: int, seconds: float, seed: int = 0,
                        gap_s: tuple[float, float] = (0.3, 0.8),
                        sentences_per_turn: tuple[int, int] = (1, 3)) -> Reference:
     """A 16 kHz mono WAV of `speakers` voices taking turns (random order, never the same
-    voice twice in a row) for about `seconds`; returns the turns as (start, end, voice)."""
+    voice twice in a row) for about `seconds`; returns what was said, when, by whom."""
     rng = np.random.default_rng(seed)
     voices, cast = Voices(), VOICES[:speakers]
     reference: Reference = []
@@ -74,7 +87,44 @@ def write_conversation(path: Path, speakers: int, seconds: float, seed: int = 0,
             lines = [SENTENCES[int(i)] for i in rng.integers(len(SENTENCES), size=count)]
             speech = np.concatenate([voices.say(cast[who], line) for line in lines])
             gap = np.zeros(int(rng.uniform(*gap_s) * SR), dtype=np.float32)
-            reference.append((t / SR, (t + len(speech)) / SR, cast[who][0]))
+            reference.append(Said(t / SR, (t + len(speech)) / SR, cast[who][0], " ".join(lines)))
             out.write(np.concatenate([speech, gap]))
             t += len(speech) + len(gap)
     return reference
+
+
+def make_talk_video(folder: Path, seconds: float, speakers: int = 3, seed: int = 0,
+                    size: str = "320x180", fps: int = 25) -> tuple[Path, Path]:
+    """A video (H.264 + AAC stereo 44.1 kHz) of a conversation over a repeating chord
+    pattern and noise, and a JSON of its speech turns (`segments` with start, end,
+    speaker: what split_audio_segments reads). Written in 10 s blocks: flat memory."""
+    from nodes.media import ffmpeg_binary
+
+    rate = 44100
+    folder.mkdir(parents=True, exist_ok=True)
+    speech, soundtrack = folder / "speech.wav", folder / "soundtrack.wav"
+    turns = write_conversation(speech, speakers, seconds, seed=seed)
+    rng = np.random.default_rng(seed)
+    beat = np.arange(rate // 2) / rate
+    chord = sum(np.sin(2 * np.pi * f * beat) for f in (110.0, 165.0, 220.0, 330.0))
+    chord = (chord * np.exp(-6 * beat) * 0.05).astype(np.float32)
+    with sf.SoundFile(speech) as voice, sf.SoundFile(soundtrack, "w", rate, 2) as out:
+        for block in voice.blocks(blocksize=SR * 10, dtype="float32"):
+            up = np.interp(np.arange(len(block) * rate // SR) * SR / rate,
+                           np.arange(len(block)), block).astype(np.float32)
+            music = np.tile(chord, len(up) // len(chord) + 1)[:len(up)]
+            mix = 0.8 * up + music + rng.normal(0, 0.005, len(up)).astype(np.float32)
+            out.write(np.stack([mix + 0.3 * music, mix - 0.3 * music], axis=1))
+    name = f"talk_{seconds:g}s"
+    video = folder / f"{name}.mkv"
+    subprocess.run([
+        ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+        "-i", str(soundtrack), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+        "yuv420p", "-c:a", "aac", "-b:a", "128k", "-shortest", str(video)], check=True)
+    speech.unlink()
+    soundtrack.unlink()
+    subs = folder / f"{name}_turns.json"
+    subs.write_text(json.dumps({"segments": [
+        {"start": t.start, "end": t.end, "speaker": t.voice, "text": t.text} for t in turns]}))
+    return video, subs

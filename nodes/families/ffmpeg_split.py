@@ -115,40 +115,43 @@ def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str,
     audio, media = open_input(params.audio_path, ctx)
     subs = fetch_input(params.subtitle_path, ctx.workdir, ctx.settings)
     segments = load_segments(subs)
-    # decode once to PCM at the requested rate/channels, then cut in memory
+    # decode once to PCM at the requested rate/channels, then read each piece from it
     pcm = ctx.workdir / "decoded.wav"
     run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
                [*input_args(audio), "-vn", "-ac", str(params.channels),
                 "-ar", str(params.sample_rate), "-c:a", "pcm_f32le", str(pcm)],
-               duration=media.duration)
-    samples, sr = sf.read(pcm, dtype="float32", always_2d=True)
-    pcm.unlink()
-    total = len(samples) / sr
-    pieces, skipped = plan_segments(segments, total, params)
+               duration=media.duration, progress=lambda f: ctx.report_progress(0.3 * f))
     out_dir = ctx.workdir / "segments"
     out_dir.mkdir()
     files: list[dict[str, Any]] = []
     failed = 0
     summary: dict[str, dict[str, Any]] = {}
-    for i, seg in enumerate(pieces):
-        # a speaker label comes from the caller's file: one safe folder name, never a path
-        folder = out_dir / safe_name(seg.speaker or "", "unknown") if params.group_by_speaker \
-            else out_dir
-        folder.mkdir(exist_ok=True)
-        name = f"segment_{i:04d}_{seg.start:.2f}-{seg.end:.2f}.{params.output_format}"
-        try:
-            sf.write(folder / name, samples[int(seg.start * sr):int(seg.end * sr)], sr)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            failed += 1
-            files.append({"index": i, "error": str(exc)})
-            continue
-        files.append({"index": i, "file": str(folder / name), "start": round(seg.start, 3),
-                      "end": round(seg.end, 3), "duration": round(seg.duration, 3),
-                      "text": seg.text, "speaker": seg.speaker})
-        spk = summary.setdefault(seg.speaker or "unknown", {"count": 0, "duration": 0.0})
-        spk["count"] += 1
-        spk["duration"] = round(spk["duration"] + seg.duration, 3)
-        ctx.report_progress((i + 1) / len(pieces))
+    with sf.SoundFile(pcm) as decoded:
+        sr = decoded.samplerate
+        pieces, skipped = plan_segments(segments, decoded.frames / sr, params)
+        for i, seg in enumerate(pieces):
+            # a speaker label comes from the caller's file: one safe folder name, never a path
+            folder = out_dir / safe_name(seg.speaker or "", "unknown") \
+                if params.group_by_speaker else out_dir
+            folder.mkdir(exist_ok=True)
+            name = f"segment_{i:04d}_{seg.start:.2f}-{seg.end:.2f}.{params.output_format}"
+            decoded.seek(int(seg.start * sr))
+            samples = decoded.read(int(seg.end * sr) - int(seg.start * sr), dtype="float32",
+                                   always_2d=True)
+            try:
+                sf.write(folder / name, samples, sr)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                failed += 1
+                files.append({"index": i, "error": str(exc)})
+                continue
+            files.append({"index": i, "file": str(folder / name), "start": round(seg.start, 3),
+                          "end": round(seg.end, 3), "duration": round(seg.duration, 3),
+                          "text": seg.text, "speaker": seg.speaker})
+            spk = summary.setdefault(seg.speaker or "unknown", {"count": 0, "duration": 0.0})
+            spk["count"] += 1
+            spk["duration"] = round(spk["duration"] + seg.duration, 3)
+            ctx.report_progress(0.3 + 0.7 * (i + 1) / len(pieces))
+    pcm.unlink()
     ok = len(pieces) - failed
     info_file = ctx.workdir / "split_info.json"
     info = {"audio_path": audio, "subtitle_path": subs, "params": params.model_dump(),

@@ -77,6 +77,33 @@ class SeparateVocalsParams(NodeParams):
         return self
 
 
+def repeating_spectrum(mag: np.ndarray, width: int) -> np.ndarray:
+    """The repeating part of a magnitude spectrogram (bins, frames): per frame, the median
+    of its nearest neighbours by cosine similarity that lie at least `width` frames away.
+
+    The neighbours are the ones `librosa.decompose.nn_filter(mag, aggregate=np.median,
+    metric="cosine", width=width)` picks (of the k + 2 * width nearest, those outside the
+    band, the first k in time; k = 2 * ceil(sqrt(frames - 2 * width + 1))), found from one
+    dense similarity product and gathered into a batched median: the same output (tested)
+    at a fraction of librosa's time, which goes to building a sparse matrix link by link.
+    """
+    t = mag.shape[1]
+    k = min(int(2 * np.ceil(np.sqrt(t - 2 * width + 1))), t - 2 * width)  # >= k lie outside
+    pool_size = min(t - 1, k + 2 * width)
+    unit = mag / np.maximum(np.linalg.norm(mag, axis=0, keepdims=True), 1e-30)
+    distance = 1.0 - unit.T @ unit
+    np.fill_diagonal(distance, np.inf)
+    pool = np.sort(np.argpartition(distance, pool_size - 1, axis=1)[:, :pool_size], axis=1)
+    outside = np.abs(pool - np.arange(t)[:, None]) >= width
+    first = np.argsort(~outside, axis=1, kind="stable")[:, :k]  # first k outside, by time
+    neighbours = np.take_along_axis(pool, first, axis=1)
+    frames = np.ascontiguousarray(mag.T)
+    out = np.empty_like(frames)
+    for lo in range(0, t, 64):  # 64 frames at a time: (64, k, bins) in memory
+        out[lo:lo + 64] = np.median(frames[neighbours[lo:lo + 64]], axis=1)
+    return out.T
+
+
 def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.ndarray]:
     """Split a (channels, samples) mix into (vocals, accompaniment) of the same shape."""
     import librosa
@@ -86,8 +113,7 @@ def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.nd
     mag = np.mean([np.abs(s) for s in stfts], axis=0)
     width = max(3, int(librosa.time_to_frames(window_s, sr=sr, hop_length=n_fft // 4)))
     width = min(width, max(1, (mag.shape[1] - 1) // 2))
-    repeating = librosa.decompose.nn_filter(mag, aggregate=np.median, metric="cosine",
-                                            width=width) if mag.shape[1] > 2 * width else mag
+    repeating = repeating_spectrum(mag, width) if mag.shape[1] > 2 * width else mag
     repeating = np.minimum(mag, repeating)
     mask_v = librosa.util.softmask(mag - repeating, margin_v * repeating, power=2)
     mask_a = librosa.util.softmask(repeating, 2.0 * (mag - repeating), power=2)

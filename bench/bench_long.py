@@ -1,0 +1,133 @@
+"""Every node at real lengths, through the service.
+
+    python bench/bench_long.py [--minutes 1 5 15 60] [--json out.json]
+
+For each length, makes a video (320x180, 25 fps, H.264) whose stereo 44.1 kHz soundtrack is
+a conversation of three espeak-ng voices at known times (`tests/conversations.py`) over a
+repeating chord pattern and noise, then runs every node on one task_id per length through
+`POST /v1/tasks` on a local graph (`bench/local_graph.py`), one node at a time, and prints
+per node and length: the run's duration (the stage's own `duration`), the real-time
+factor (duration / media length), the peak RSS of the node's replica process (its VmHWM,
+read after the run: lengths run shortest first, so it is that run's peak unless a shorter
+one peaked higher; ffmpeg child processes are not included), and the linearity ratio
+`(t_long / long) / (t_short / short)` between the longest and the shortest length.
+
+Targets (issue 8, 2-core CPU): linearity <= 1.3 for every node; separation RTF <= 0.15;
+diarization RTF <= 0.05; extract_audio >= 100x real time; replica RSS growth < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.local_graph import LocalGraph  # noqa: E402
+from nodes.registry import BY_NAME  # noqa: E402
+from tests.conversations import make_talk_video  # noqa: E402
+
+# (node, params) in chain order; absent inputs come from the upstream stages
+NODES: list[tuple[str, dict[str, Any]]] = [
+    ("ffmpeg.extract_audio", {"video_path": "{video}"}),
+    ("ffmpeg.extract_keyframes", {"video_path": "{video}", "keyframe_sample_count": 100}),
+    ("ffmpeg.crop_subtitle_images", {"video_path": "{video}",
+                                     "subtitle_area": [0, 135, 320, 180]}),
+    ("audio_separator.separate_vocals", {"audio_path": "{video}"}),
+    ("faster_whisper.transcribe_audio", {"language": "en"}),
+    ("pyannote_audio.diarize_speakers", {}),
+    ("ffmpeg.split_audio_segments", {"subtitle_path": "{turns}"}),
+    ("pyannote_audio.get_speaker_segments", {}),
+    ("pyannote_audio.validate_diarization", {}),
+]
+
+
+def replica_hwm_mb(deployment: str) -> float | None:
+    """Peak RSS (VmHWM) of the deployment's replica process, in MB."""
+    pattern = re.compile(rf"ServeReplica:reelserve:{re.escape(deployment)}\b")
+    for proc in psutil.process_iter(["cmdline"]):
+        if pattern.search(" ".join(proc.info["cmdline"] or [])):
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return None
+
+
+def run_node(client: httpx.Client, task_id: str, name: str, data: dict[str, Any],
+             timeout: float) -> dict[str, Any]:
+    response = client.post("/v1/tasks", json={"task_name": name, "task_id": task_id,
+                                              "input_data": data})
+    response.raise_for_status()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stage = client.get(f"/v1/tasks/{task_id}/status").json()["stages"].get(name)
+        if stage and stage["status"] in ("SUCCESS", "FAILED"):
+            if stage["status"] == "FAILED":
+                raise RuntimeError(f"{name} failed: {stage['error']}")
+            return dict(stage)
+        time.sleep(0.5)  # a bench polls; the tests wait on callbacks
+    raise TimeoutError(f"{name} did not finish in {timeout} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 15])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    lengths = sorted(args.minutes)
+    results: dict[str, dict[float, dict[str, float | None]]] = {n: {} for n, _ in NODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = {m: make_talk_video(root / "inputs", m * 60, seed=int(m)) for m in lengths}
+        print(f"inputs made: {', '.join(f'{m:g} min' for m in lengths)}", flush=True)
+        graph = LocalGraph(root, max_media_duration_s=4 * 3600)
+        base = graph.start()
+        try:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for minutes in lengths:
+                    video, subs = inputs[minutes]
+                    for name, template in NODES:
+                        data = {k: (v.format(video=video, turns=subs) if isinstance(v, str)
+                                    else v) for k, v in template.items()}
+                        stage = run_node(client, f"long-{minutes:g}", name, data,
+                                         timeout=minutes * 60 * 3 + 120)
+                        rss = replica_hwm_mb(BY_NAME[name].deployment_name)
+                        results[name][minutes] = {"duration": stage["duration"], "rss_mb": rss}
+                        print(f"{minutes:5g} min  {name:38s} {stage['duration']:8.1f} s  "
+                              f"RTF {stage['duration'] / (minutes * 60):.4f}  "
+                              f"replica RSS {rss or 0:7.0f} MB", flush=True)
+        finally:
+            graph.stop()
+    report(results, lengths)
+    if args.json:
+        args.json.write_text(json.dumps({n: {str(m): r for m, r in v.items()}
+                                         for n, v in results.items()}, indent=2))
+
+
+def report(results: dict[str, dict[float, dict[str, float | None]]],
+           lengths: list[float]) -> None:
+    short, long = lengths[0], lengths[-1]
+    print("\nnode                                   " +
+          "".join(f"RTF@{m:g}min  " for m in lengths) + f"linearity({long:g}/{short:g})  "
+          "RSS growth")
+    for name, per in results.items():
+        rtf = [per[m]["duration"] / (m * 60) for m in lengths]  # type: ignore[operator]
+        ratio = rtf[-1] / rtf[0] if rtf[0] else float("nan")
+        rss = [per[m]["rss_mb"] for m in lengths]
+        growth = (rss[-1] - rss[0]) if None not in rss else float("nan")  # type: ignore[operator]
+        print(f"{name:38s} " + "".join(f"{r:9.4f}  " for r in rtf) +
+              f"{ratio:15.2f}  {growth:8.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
