@@ -125,6 +125,7 @@ def make_talk_video(folder: Path, seconds: float, speakers: int = 3, seed: int =
     speech.unlink()
     soundtrack.unlink()
     subs = folder / f"{name}_turns.json"
-    subs.write_text(json.dumps({"segments": [
-        {"start": t.start, "end": t.end, "speaker": t.voice, "text": t.text} for t in turns]}))
+    subs.write_text(json.dumps({"segments": [  # the video stops at `seconds`
+        {"start": t.start, "end": min(t.end, seconds), "speaker": t.voice, "text": t.text}
+        for t in turns if t.start < seconds]}))
     return video, subs
