@@ -5,7 +5,8 @@
 For each length, makes a video (320x180, 25 fps, H.264) whose stereo 44.1 kHz soundtrack is
 a conversation of three espeak-ng voices at known times (`tests/conversations.py`) over a
 repeating chord pattern and noise, then runs every node on one task_id per length through
-`POST /v1/tasks` on a local graph (`bench/local_graph.py`), one node at a time, and prints
+`POST /v1/tasks` on a local graph (`bench/local_graph.py`), one node at a time (after one
+unmeasured warm-up run of every node on 20 s), and prints
 per node and length: the run's duration (the stage's own `duration`), the real-time
 factor (duration / media length), the peak RSS of the node's replica process (its VmHWM,
 read after the run: lengths run shortest first, so it is that run's peak unless a shorter
@@ -79,6 +80,28 @@ def run_node(client: httpx.Client, task_id: str, name: str, data: dict[str, Any]
     raise TimeoutError(f"{name} did not finish in {timeout} s")
 
 
+def quality(name: str, output: dict[str, Any], turns_file: Path, seconds: float) -> str:
+    """WER of the transcript and DER of the diarization against what was said."""
+    from tests.test_speech_engines import der_of, wer
+
+    said = json.loads(turns_file.read_text())["segments"]
+    if name == "faster_whisper.transcribe_audio":
+        heard = json.loads(Path(output["segments_file"]).read_text())["segments"]
+        score = wer(" ".join(t["text"] for t in said), " ".join(h["text"] for h in heard))
+        return f"WER {score:.3f}"
+    if name == "pyannote_audio.diarize_speakers":
+        found = json.loads(Path(output["diarization_file"]).read_text())["segments"]
+        der = der_of([(t["start"], t["end"], t["speaker"]) for t in said],
+                     [(t["start"], t["end"], t["speaker"]) for t in found], seconds)
+        return f"{output['total_speakers']} of 3 speakers, DER {der:.3f}"
+    return ""
+
+
+def fill(template: dict[str, Any], video: Path, turns: Path) -> dict[str, Any]:
+    return {k: (v.format(video=video, turns=turns) if isinstance(v, str) else v)
+            for k, v in template.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 15])
@@ -89,23 +112,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         inputs = {m: make_talk_video(root / "inputs", m * 60, seed=int(m)) for m in lengths}
+        warmup = make_talk_video(root / "inputs", 20, seed=99)
         print(f"inputs made: {', '.join(f'{m:g} min' for m in lengths)}", flush=True)
         graph = LocalGraph(root, max_media_duration_s=4 * 3600)
         base = graph.start()
         try:
             with httpx.Client(base_url=base, timeout=60) as client:
+                # every replica's first run pays one-off costs (numba compiling librosa's
+                # kernels, first model calls): paid here, on 20 s, not measured
+                for name, template in NODES:
+                    run_node(client, "warmup", name, fill(template, *warmup), timeout=600)
                 for minutes in lengths:
                     video, subs = inputs[minutes]
                     for name, template in NODES:
-                        data = {k: (v.format(video=video, turns=subs) if isinstance(v, str)
-                                    else v) for k, v in template.items()}
-                        stage = run_node(client, f"long-{minutes:g}", name, data,
+                        stage = run_node(client, f"long-{minutes:g}", name,
+                                         fill(template, video, subs),
                                          timeout=minutes * 60 * 3 + 120)
                         rss = replica_hwm_mb(BY_NAME[name].deployment_name)
                         results[name][minutes] = {"duration": stage["duration"], "rss_mb": rss}
                         print(f"{minutes:5g} min  {name:38s} {stage['duration']:8.1f} s  "
                               f"RTF {stage['duration'] / (minutes * 60):.4f}  "
-                              f"replica RSS {rss or 0:7.0f} MB", flush=True)
+                              f"replica RSS {rss or 0:7.0f} MB  "
+                              f"{quality(name, stage['output'], subs, minutes * 60)}",
+                              flush=True)
         finally:
             graph.stop()
     report(results, lengths)

@@ -113,7 +113,7 @@ def run_ffmpeg(
     """Run ffmpeg; report progress from `-progress` (share of `duration` done)."""
     cmd = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     if progress is not None and duration > 0:
-        cmd += ["-progress", "pipe:1", "-nostats"]
+        cmd += ["-progress", "pipe:1", "-nostats", "-stats_period", "0.2"]
     cmd += list(args)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -121,7 +121,7 @@ def run_ffmpeg(
         if progress is not None and line.startswith("out_time_us=") and duration > 0:
             value = line.split("=", 1)[1].strip()
             if value.isdigit():
-                progress(int(value) / 1e6 / duration)
+                progress(min(1.0, int(value) / 1e6 / duration))
     _, stderr = proc.communicate()
     if proc.returncode != 0:
         tail = (stderr or "").strip().splitlines()[-3:]

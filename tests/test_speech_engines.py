@@ -244,6 +244,26 @@ def test_demucs_engine_from_a_local_repo(engine_settings: Settings) -> None:
     assert np.isfinite(vocals).all() and np.abs(vocals).max() > 0
 
 
+def test_demucs_runs_long_audio_a_minute_at_a_time(engine_settings: Settings) -> None:
+    """150 s go through demucs in blocks (its input and four stems never held whole):
+    every sample comes out, once, and progress follows the blocks."""
+    from nodes.families.blocks import block_bounds
+    from nodes.families.separation import DEMUCS_BLOCK_S
+
+    path = engine_settings.storage_root / "long_mix.wav"
+    t = np.arange(150 * 44100) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+    sf.write(path, np.stack([tone, np.roll(tone, 100)], axis=1), 44100)
+    out, reports = run_node("audio_separator.separate_vocals", engine_settings,
+                            {"audio_path": str(path), "model_type": "demucs"}, tag="dmx-long")
+    vocals, sr = sf.read(out["vocal_audio"], always_2d=True)
+    rest, _ = sf.read(out["instrumental_audio"], always_2d=True)
+    assert sr == 44100 and vocals.shape == rest.shape == (150 * 44100, 2)
+    assert np.isfinite(vocals).all() and np.isfinite(rest).all()
+    blocks = len(block_bounds(150 * 44100, int(DEMUCS_BLOCK_S * 44100))) - 1
+    assert blocks >= 2 and len([r for r in reports if 0.2 < r < 0.96]) >= blocks
+
+
 def test_embedded_diarization_survives_digital_silence_inside_speech(tmp_path: Path) -> None:
     """Exact-zero runs inside speech regions (synthetic or gated audio) give frames of zero
     variance; the speaker models must still fit (regression: a CI run failed here)."""

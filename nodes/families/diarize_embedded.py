@@ -39,6 +39,8 @@ CHUNK_S, MARGIN_S = 60.0, 0.5  # features are computed a minute at a time, with 
 WINDOW_S, STEP_S = 2.0, 0.25
 MAX_WINDOWS = 2000  # windows clustered (and scored) at most; the rest join the nearest
 SMOOTH_S = 1.0
+MAX_FIT_FRAMES = 60_000  # frames a speaker's mixture is fitted on (10 min of speech)
+SCORE_CHUNK = 60_000  # frames scored at a time
 RESEGMENT_ROUNDS = 2
 MIN_SILHOUETTE = 0.1  # below this, more than one speaker is not supported by the data
 SILHOUETTE_SLACK = 0.05  # prefer fewer speakers when the scores are this close
@@ -47,6 +49,7 @@ PITCH_GAP = 0.15  # log f0 (2.6 semitones): registers this far apart are two voi
 REGISTER_EVIDENCE = 10.0  # BIC units more registers must win by ("very strong" evidence)
 MIN_REGISTER_SHARE = 0.1  # a pitch register holds at least this share of the windows
 MIN_SPLIT_FRAMES = 500  # a timbre split needs 5 s of speech on each side to be judged
+MIN_SPLIT_SHARE = 0.25  # ... and its register a quarter of the speech windows
 ONE_VOICE_BIC = 0.42  # per-frame BIC gain of a timbre split below which it is one voice
 N_MFCC = 19  # c1..c19 (c0 is loudness, not voice)
 
@@ -196,20 +199,32 @@ def choose_k(x: np.ndarray, lo: int, hi: int) -> int:
     return min(k for k, score in scores.items() if score >= best - SILHOUETTE_SLACK)
 
 
+def scatter(x: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Count, sum and sum of outer products (float64) of the rows of `x` selected by the
+    boolean `rows`, accumulated a chunk at a time (no copy of the selection)."""
+    d = x.shape[1]
+    count, total, outer = 0, np.zeros(d), np.zeros((d, d))
+    for lo in range(0, len(x), SCORE_CHUNK):
+        chunk = x[lo:lo + SCORE_CHUNK][rows[lo:lo + SCORE_CHUNK]].astype(np.float64)
+        count, total, outer = count + len(chunk), total + chunk.sum(0), outer + chunk.T @ chunk
+    return count, total, outer
+
+
 def bic_gain(frames: np.ndarray, labels: np.ndarray) -> float:
-    """What splitting the frames in two (by `labels`) gains by the Bayesian information
-    criterion, per frame, with one full-covariance Gaussian per side: the classic test for
-    "same speaker" (negative: one voice)."""
-    def logdet(z: np.ndarray) -> float:
-        cov = np.cov(z, rowvar=False) + 1e-6 * np.eye(z.shape[1])
+    """What splitting the frames labelled 0 or 1 in two (by `labels`; others are left
+    out) gains by the Bayesian information criterion, per frame, with one full-covariance
+    Gaussian per side: the classic test for "same speaker" (negative: one voice)."""
+    def logdet(count: int, total: np.ndarray, outer: np.ndarray) -> float:
+        mean = total / count
+        cov = (outer - np.outer(total, mean)) / (count - 1) + 1e-6 * np.eye(len(total))
         return float(np.linalg.slogdet(cov)[1])
 
-    frames = frames.astype(np.float64)
-    a, b = frames[labels == 0], frames[labels == 1]
-    n, d = len(frames), frames.shape[1]
-    if min(len(a), len(b)) < max(d + 1, MIN_SPLIT_FRAMES):  # too little to judge
+    a, b = scatter(frames, labels == 0), scatter(frames, labels == 1)
+    n, d = a[0] + b[0], frames.shape[1]
+    if min(a[0], b[0]) < max(d + 1, MIN_SPLIT_FRAMES):  # too little to judge
         return -np.inf
-    gain = 0.5 * (n * logdet(frames) - len(a) * logdet(a) - len(b) * logdet(b))
+    both = logdet(n, a[1] + b[1], a[2] + b[2])
+    gain = 0.5 * (n * both - a[0] * logdet(*a) - b[0] * logdet(*b))
     penalty = 0.5 * (d + d * (d + 1) / 2) * np.log(n)
     return float((gain - penalty) / n)
 
@@ -222,14 +237,18 @@ def resegment(frames: np.ndarray, labels: np.ndarray, mask: np.ndarray, k: int) 
     for _ in range(RESEGMENT_ROUNDS):
         ll = np.full((len(frames), k), -1e9)
         for c in range(k):
-            own = mask & (labels == c)
-            if own.sum() < 50:  # a speaker needs 0.5 s of speech for its model
+            own = np.flatnonzero(mask & (labels == c))
+            if len(own) < 50:  # a speaker needs 0.5 s of speech for its model
                 continue
+            # fit on at most MAX_FIT_FRAMES of them, spread over the file; score a chunk
+            # at a time (scikit-learn works in float64 copies of what it is given)
+            own = own[np.linspace(0, len(own) - 1, min(len(own), MAX_FIT_FRAMES)).astype(int)]
             # reg_covar: synthetic or gated audio has runs of identical (silent) frames,
             # whose variance is zero; the floor keeps the fit well-defined
-            gmm = GaussianMixture(min(8, int(own.sum()) // 50), covariance_type="diag",
-                                  reg_covar=1e-2, random_state=0)
-            ll[:, c] = gmm.fit(frames[own]).score_samples(frames)
+            gmm = GaussianMixture(min(8, len(own) // 50), covariance_type="diag",
+                                  reg_covar=1e-2, random_state=0).fit(frames[own])
+            for lo in range(0, len(frames), SCORE_CHUNK):
+                ll[lo:lo + SCORE_CHUNK, c] = gmm.score_samples(frames[lo:lo + SCORE_CHUNK])
         labels = uniform_filter1d(ll, size=int(SMOOTH_S * SR / HOP), axis=0).argmax(axis=1)
     return labels
 
@@ -265,7 +284,9 @@ def speakers(timbre: np.ndarray, level: np.ndarray, split_gain: Callable[[np.nda
     registers whose timbre splits gain most are split further until the count adds up."""
     groups = registers(level, num or hi)
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    gains = [split_gain(idx) if len(idx) > 3 else -np.inf for idx in members]
+    # a register is split by timbre only if it holds enough of the speech to judge
+    gains = [split_gain(idx) if len(idx) >= max(4, MIN_SPLIT_SHARE * len(level)) else -np.inf
+             for idx in members]
     counts = [1] * len(members)
     if num is None:
         for i, idx in enumerate(members):
@@ -295,8 +316,12 @@ def diarize(wav: Path, num_speakers: int | None = None,
         return []
     spans = windows(mask)
     timbre, level = window_features(feats.frames, spans)
-    speech = feats.frames[mask]
-    frames = (feats.frames - speech.mean(0)) / (speech.std(0) + 1e-8)
+    count, total, outer = scatter(feats.frames, mask)  # normalised over speech, in place
+    mean = total / count
+    frames = feats.frames
+    frames -= mean.astype(np.float32)
+    frames /= (np.sqrt(np.maximum(np.diag(outer) / count - mean ** 2, 0.0)) + 1e-8).astype(
+        np.float32)
 
     def split_gain(idx: np.ndarray) -> float:
         chosen = [spans[i] for i in idx]
@@ -304,8 +329,7 @@ def diarize(wav: Path, num_speakers: int | None = None,
         covered = np.zeros(len(frames), dtype=bool)
         for s, e in chosen:
             covered[s:e] = True
-        covered &= mask
-        return bic_gain(frames[covered][:, :N_MFCC], halves[covered])
+        return bic_gain(frames[:, :N_MFCC], np.where(covered & mask, halves, -1))
 
     labels = speakers(timbre, level, split_gain, num_speakers, min_speakers or 1,
                       max_speakers or 4)

