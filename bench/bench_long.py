@@ -106,9 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 15])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--nodes", nargs="+", help="only these (with what they read)")
     args = parser.parse_args()
     lengths = sorted(args.minutes)
-    results: dict[str, dict[float, dict[str, float | None]]] = {n: {} for n, _ in NODES}
+    nodes = [(n, t) for n, t in NODES if not args.nodes or n in args.nodes]
+    results: dict[str, dict[float, dict[str, float | None]]] = {n: {} for n, _ in nodes}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         inputs = {m: make_talk_video(root / "inputs", m * 60, seed=int(m)) for m in lengths}
@@ -120,11 +122,11 @@ def main() -> None:
             with httpx.Client(base_url=base, timeout=60) as client:
                 # every replica's first run pays one-off costs (numba compiling librosa's
                 # kernels, first model calls): paid here, on 20 s, not measured
-                for name, template in NODES:
+                for name, template in nodes:
                     run_node(client, "warmup", name, fill(template, *warmup), timeout=600)
                 for minutes in lengths:
                     video, subs = inputs[minutes]
-                    for name, template in NODES:
+                    for name, template in nodes:
                         stage = run_node(client, f"long-{minutes:g}", name,
                                          fill(template, video, subs),
                                          timeout=minutes * 60 * 3 + 120)

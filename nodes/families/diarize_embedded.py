@@ -10,7 +10,8 @@ one-minute chunks (`features`), so its memory holds features, never the audio:
    Gaussian mixture over the windows' pitch levels, its size chosen by BIC, registers at
    least PITCH_GAP apart), then, inside a register, timbre clusters (Ward, count by
    silhouette, `choose_k`) kept only when the split clearly pays by BIC on the frames
-   (`bic_gain` >= ONE_VOICE_BIC). Synthetic voices often share a timbre and differ in
+   (`bic_gain` >= ONE_VOICE_BIC) and its halves keep their label like turns do
+   (`switch_rate`). Synthetic voices often share a timbre and differ in
    pitch; people often share a register and differ in timbre. At most MAX_WINDOWS
    windows, spread over the file, are clustered; the rest join the nearest centre, so
    the cost stays linear in the length. A caller's `num_speakers` (or bounds) is met by
@@ -50,6 +51,7 @@ REGISTER_EVIDENCE = 10.0  # BIC units more registers must win by ("very strong" 
 MIN_REGISTER_SHARE = 0.1  # a pitch register holds at least this share of the windows
 MIN_SPLIT_FRAMES = 500  # a timbre split needs 5 s of speech on each side to be judged
 MIN_SPLIT_SHARE = 0.25  # ... and its register a quarter of the speech windows
+MAX_SWITCH_RATE = 0.07  # ... and its halves must change from window to window this rarely
 ONE_VOICE_BIC = 0.42  # per-frame BIC gain of a timbre split below which it is one voice
 N_MFCC = 19  # c1..c19 (c0 is loudness, not voice)
 
@@ -199,6 +201,14 @@ def choose_k(x: np.ndarray, lo: int, hi: int) -> int:
     return min(k for k, score in scores.items() if score >= best - SILHOUETTE_SLACK)
 
 
+def switch_rate(starts: np.ndarray, labels: np.ndarray) -> float:
+    """How often neighbouring windows (in time order, under 1 s apart) change label. People
+    speak in turns of seconds, so a split between two voices rarely switches; a split of
+    one voice by its sounds (or by the music under it) switches often."""
+    near = np.diff(starts) <= SR // HOP
+    return float(np.mean(labels[1:][near] != labels[:-1][near])) if near.any() else 0.0
+
+
 def scatter(x: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Count, sum and sum of outer products (float64) of the rows of `x` selected by the
     boolean `rows`, accumulated a chunk at a time (no copy of the selection)."""
@@ -325,7 +335,10 @@ def diarize(wav: Path, num_speakers: int | None = None,
 
     def split_gain(idx: np.ndarray) -> float:
         chosen = [spans[i] for i in idx]
-        halves = frame_labels(chosen, cluster(timbre[idx], 2), len(frames), 2)
+        split = cluster(timbre[idx], 2)
+        if switch_rate(np.array([s for s, _ in chosen]), split) > MAX_SWITCH_RATE:
+            return -np.inf  # the halves alternate like sounds, not like turns
+        halves = frame_labels(chosen, split, len(frames), 2)
         covered = np.zeros(len(frames), dtype=bool)
         for s, e in chosen:
             covered[s:e] = True
