@@ -52,7 +52,7 @@ MIN_REGISTER_SHARE = 0.1  # a pitch register holds at least this share of the wi
 MIN_SPLIT_FRAMES = 500  # a timbre split needs 5 s of speech on each side to be judged
 MIN_SPLIT_SHARE = 0.25  # ... and its register a quarter of the speech windows
 MAX_SWITCH_RATE = 0.07  # ... and its halves must change from window to window this rarely
-ONE_VOICE_BIC = 0.42  # per-frame BIC gain of a timbre split below which it is one voice
+ONE_VOICE_BIC = 0.6  # per-frame BIC gain of a timbre split below which it is one voice
 N_MFCC = 19  # c1..c19 (c0 is loudness, not voice)
 
 Turn = tuple[float, float, str]
