@@ -64,7 +64,8 @@ def test_every_node_on_a_five_minute_video(client: httpx.Client,
     found = json.loads(Path(turns["diarization_file"]).read_text())["segments"]
     der = der_of(said, [(t["start"], t["end"], t["speaker"]) for t in found], SECONDS)
     print(f"5 min, 3 voices: {turns['total_speakers']} found, DER {der:.3f}")
-    assert turns["total_speakers"] in (2, 3) and der <= 0.35
+    # the count of three voices over music is not sure (2-4 seen); who spoke when is
+    assert 2 <= turns["total_speakers"] <= 4 and der <= 0.3
     pieces = run("ffmpeg.split_audio_segments", {"subtitle_path": str(turns_file)})
     assert pieces["total_segments"] + pieces["skipped_segments"] == len(said)
     assert pieces["failed_segments"] == 0 and pieces["skipped_segments"] <= 1  # the last one
