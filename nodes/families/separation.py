@@ -124,10 +124,12 @@ def repet_sim(mix: np.ndarray, sr: int, quality: str) -> tuple[np.ndarray, np.nd
     return vocals, accomp
 
 
-def repet_sim_file(src: Path, vocal_path: Path, accomp_path: Path, quality: str,
-                   progress: Callable[[float], None]) -> None:
-    """REPET-SIM over a decoded file in blocks (BLOCK_S with CONTEXT_S of context each
-    side): linear time and flat memory however long the file is."""
+def separate_file(src: Path, vocal_path: Path, accomp_path: Path,
+                  split: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+                  block_s: float, progress: Callable[[float], None]) -> None:
+    """Run `split` ((channels, samples), rate -> vocals, accompaniment) over a decoded
+    file in `block_s` blocks with CONTEXT_S of context each side, cross-faded, reading
+    and writing as it goes: linear time and flat memory however long the file is."""
     with sf.SoundFile(src) as mix:
         sr, channels, n = mix.samplerate, mix.channels, mix.frames
 
@@ -136,14 +138,21 @@ def repet_sim_file(src: Path, vocal_path: Path, accomp_path: Path, quality: str,
             return mix.read(hi - lo, dtype="float32", always_2d=True)
 
         def separate(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            vocals, accomp = repet_sim(segment.T, sr, quality)
+            vocals, accomp = split(segment.T, sr)
             return vocals.T, accomp.T
 
         with sf.SoundFile(vocal_path, "w", sr, channels) as v, \
                 sf.SoundFile(accomp_path, "w", sr, channels) as a:
-            stream_blocks(read, n, separate, [v, a], block=int(BLOCK_S * sr),
+            stream_blocks(read, n, separate, [v, a], block=int(block_s * sr),
                           context=int(CONTEXT_S * sr), fade=int(FADE_S * sr),
                           progress=progress)
+
+
+def repet_sim_file(src: Path, vocal_path: Path, accomp_path: Path, quality: str,
+                   progress: Callable[[float], None]) -> None:
+    """REPET-SIM over a decoded file in BLOCK_S blocks (`separate_file`)."""
+    separate_file(src, vocal_path, accomp_path,
+                  lambda segment, sr: repet_sim(segment, sr, quality), BLOCK_S, progress)
 
 
 class SeparationEngines:
@@ -190,22 +199,10 @@ class SeparationEngines:
         (demucs splits its input into short segments itself, but holds the whole input and
         four whole stems: gigabytes for an hour)."""
         with sf.SoundFile(src) as mix:
-            sr, channels, n = mix.samplerate, mix.channels, mix.frames
             mean, std = mono_stats(mix)
-
-            def read(lo: int, hi: int) -> np.ndarray:
-                mix.seek(lo)
-                return mix.read(hi - lo, dtype="float32", always_2d=True)
-
-            def separate(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                vocals, rest = self.run_demucs(model, segment.T, mean, std)
-                return vocals.T, rest.T
-
-            with sf.SoundFile(vocal_path, "w", sr, channels) as v, \
-                    sf.SoundFile(accomp_path, "w", sr, channels) as a:
-                stream_blocks(read, n, separate, [v, a], block=int(DEMUCS_BLOCK_S * sr),
-                              context=int(CONTEXT_S * sr), fade=int(FADE_S * sr),
-                              progress=progress)
+        separate_file(src, vocal_path, accomp_path,
+                      lambda segment, _sr: self.run_demucs(model, segment, mean, std),
+                      DEMUCS_BLOCK_S, progress)
 
 
 def mono_stats(audio: sf.SoundFile) -> tuple[float, float]:
@@ -215,7 +212,6 @@ def mono_stats(audio: sf.SoundFile) -> tuple[float, float]:
                               always_2d=True):
         mono = block.mean(axis=1)
         total, square = total + mono.sum(), square + (mono ** 2).sum()
-    audio.seek(0)
     count = max(1, audio.frames)
     mean = total / count
     return float(mean), float(np.sqrt(max(0.0, square / count - mean ** 2)))
