@@ -16,11 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	touch $@
 
-# The tests also run the torch engines (pyannote.audio, demucs): ~7 GB more in the venv.
+# The tests also run the torch engines (pyannote.audio, demucs; ~7 GB more in the venv) and
+# piper.
 setup-full: $(VENV)/.installed-full
 
 $(VENV)/.installed-full: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev,pyannote,demucs]"
+	$(PY) -m pip install -q -e ".[dev,pyannote,demucs,piper]"
 	touch $@
 
 # Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the

@@ -31,13 +31,26 @@ def as_deployment(cls: object) -> Deployment:
     return cast(Deployment, cls)
 
 
+# Ray Serve 2.60 in throughput-optimized mode (the HAProxy fast path) turns off logging to
+# stderr, and then replaces `print` in replicas with one that writes `print(a, file=f)` as
+# the tuple `(a,)` (`logging_utils.redirected_print` passes `objects` unpacked). Libraries
+# that write files with print (pysubs2's SRT/VTT/ASS writers) would write garbage, so node
+# replicas keep Serve's default: log to stderr too, `print` untouched.
+NODE_ENV = {"RAY_SERVE_LOG_TO_STDERR": "1"}
+
+
+def node_actor_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
+    return {"num_cpus": num_cpus, "num_gpus": num_gpus,
+            "runtime_env": {"env_vars": dict(NODE_ENV)}}
+
+
 def build_graph(settings: Settings, nodes: list[str] | None = None) -> Application:
     store = as_deployment(StageStore).bind(settings)
     sender = as_deployment(CallbackSender).bind(settings, store)
     node_apps = {
         spec.name: as_deployment(NodeDeployment).options(
             name=spec.deployment_name,
-            ray_actor_options={"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
+            ray_actor_options=node_actor_options(spec.num_cpus, spec.num_gpus),
         ).bind(spec.name, settings, store, sender)
         for spec in registry.select(nodes)
     }

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from ray.serve import Deployment
 
-from graph.app import as_deployment
+from graph.app import as_deployment, node_actor_options
 from graph.callback_sender import CallbackSender
 from graph.ingress import Ingress
 from graph.node_deployment import NodeDeployment
@@ -42,7 +42,7 @@ def platform_deployments() -> list[dict[str, Any]]:
 def generate() -> dict[str, Any]:
     nodes = [
         _entry(spec.deployment_name, as_deployment(NodeDeployment),
-               {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus})
+               node_actor_options(spec.num_cpus, spec.num_gpus))
         for spec in registry.NODES
     ]
     return {

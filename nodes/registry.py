@@ -3,7 +3,18 @@ config all come from here."""
 
 from __future__ import annotations
 
-from nodes.families import ffmpeg, ffmpeg_split, pyannote, separation, whisper
+from nodes.families import (
+    ffmpeg,
+    ffmpeg_split,
+    llm_subtitles,
+    merge,
+    pyannote,
+    separation,
+    subtitle_files,
+    tts,
+    tts_prep,
+    whisper,
+)
 from nodes.spec import NodeSpec
 
 NODES: tuple[NodeSpec, ...] = (
@@ -12,6 +23,11 @@ NODES: tuple[NodeSpec, ...] = (
     *separation.SPECS,
     *whisper.SPECS,
     *pyannote.SPECS,
+    *subtitle_files.SPECS,
+    *llm_subtitles.SPECS,
+    *merge.SPECS,
+    *tts_prep.SPECS,
+    *tts.SPECS,
 )
 
 BY_NAME: dict[str, NodeSpec] = {spec.name: spec for spec in NODES}

@@ -43,6 +43,11 @@ class TransientError(ReelserveError):
     """Worth retrying later: a DNS lookup that failed, a host that did not answer."""
 
 
+class ProviderError(ReelserveError):
+    """A service a node depends on (an LLM provider) is not configured, failed, or kept
+    answering in a form the node cannot use: the stage fails with this message."""
+
+
 def brief(value: object, limit: int = 80) -> str:
     """`repr` of a caller's value, cut short: error messages never echo large input."""
     text = repr(value)

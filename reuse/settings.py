@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -110,6 +110,33 @@ class Settings(BaseSettings):
         default=None, description="Local folder of demucs models (`<name>.th` / `<name>.yaml`)."
     )
     demucs_model: str = Field(default="htdemucs", description="Default demucs model name.")
+
+    # LLM provider of correct_subtitles / ai_optimize_subtitles (see README "LLM provider")
+    llm_base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible API (vLLM, Ray Serve LLM, Ollama, a "
+        "hosted one), e.g. `http://127.0.0.1:8000/v1`. Unset: the LLM nodes fail clearly.")
+    llm_api_key: SecretStr | None = Field(default=None, description="Its key, if it needs one "
+                                          "(never logged, stored or sent elsewhere).")
+    llm_model: str | None = Field(default=None, description="Default model; a request may "
+                                  "name another with `model`.")
+    llm_provider: str = Field(default="openai-compatible", max_length=64,
+                              description="The provider's name, as outputs report it.")
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Per request.")
+    llm_max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a request "
+                                 "that failed (429, 5xx, timeout, connection), by the client.")
+    llm_format_retries: int = Field(default=2, ge=0, le=10, description="Retries of a batch "
+                                    "whose reply broke the expected format.")
+
+    # Speech synthesis (see README "Engines")
+    tts_engine: Literal["espeak", "piper", "indextts2"] | None = Field(
+        default=None, description="Default speech engine; default: indextts2 when "
+        "indextts_model_dir is set, else piper when piper_voice is set, else espeak.")
+    piper_voice: Path | None = Field(
+        default=None, description="A piper voice file (`<name>.onnx` next to "
+        "`<name>.onnx.json`); requests may name the other voices of its folder.")
+    indextts_model_dir: Path | None = Field(
+        default=None, description="IndexTTS2 checkpoint folder (config.yaml + weights); needs "
+        "the `indextts` package.")
 
     @model_validator(mode="after")
     def _windows(self) -> Settings:

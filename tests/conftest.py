@@ -23,6 +23,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from reuse.settings import Settings
+from tests.chat_server import ChatServer
 from tests.loopback import LoopbackServer
 from tests.media import make_video
 
@@ -61,6 +62,17 @@ def loopback() -> Iterator[LoopbackServer]:
     server.stop()
 
 
+LLM_KEY = "sk-reelserve-test-" + "9f4c2a7e1b3d"  # must never show up outside the client
+
+
+@pytest.fixture(scope="session")
+def chat_server() -> Iterator[ChatServer]:
+    """A scripted OpenAI-compatible chat API on loopback (the LLM nodes' provider)."""
+    server = ChatServer().start()
+    yield server
+    server.stop()
+
+
 def make_settings(redis_url: str, storage_root: Path, **over: Any) -> Settings:
     base: dict[str, Any] = {
         "redis_url": redis_url,
@@ -88,13 +100,20 @@ def test_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str, storage_root: Path, test_models: Path) -> Settings:
+def settings(redis_url: str, storage_root: Path, test_models: Path,
+             chat_server: ChatServer) -> Settings:
     # the session's app: real tiny.en whisper (default), embedded diarization (default),
-    # and the random pyannote pipeline / demucs repo for requests that pick those engines
+    # espeak-ng speech (default); the random pyannote pipeline / demucs repo / piper voice
+    # for requests that pick those engines; the scripted chat API as the LLM provider
     return make_settings(redis_url, storage_root,
                          pyannote_pipeline=str(test_models / "pyannote-random"),
                          demucs_repo=test_models / "demucs-random",
-                         demucs_model="htdemucs_random")
+                         demucs_model="htdemucs_random",
+                         tts_engine="espeak",
+                         piper_voice=test_models / "piper-random" / "random-voice.onnx",
+                         llm_base_url=chat_server.base_url, llm_api_key=LLM_KEY,
+                         llm_model="editor", llm_provider="scripted",
+                         llm_timeout_s=3.0, llm_max_retries=2)
 
 
 def fast_path_env() -> dict[str, str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from nodes.families.ffmpeg_split import Segment, SplitAudioParams, load_segments, plan_segments
-from nodes.media import MediaError
+from nodes.families.ffmpeg_split import SplitAudioParams, plan_segments
+from nodes.families.segments import Segment, parse_segments
+from reuse.errors import InputError
 
 SRT = """1
 00:00:00,500 --> 00:00:02,000
@@ -24,24 +24,20 @@ a long line
 """
 
 
-def test_load_srt_and_json(tmp_path: Path) -> None:
-    srt_file = tmp_path / "a.srt"
-    srt_file.write_text(SRT)
-    segs = load_segments(str(srt_file))
+def test_load_srt_and_json() -> None:
+    segs, _ = parse_segments(SRT, "a.srt")
     assert [(s.start, s.end, s.text) for s in segs] == [
         (0.5, 2.0, "hello"), (2.5, 2.9, "short"), (3.0, 10.0, "a long line")]
-    js = tmp_path / "a.json"
-    js.write_text(json.dumps({"segments": [{"start": 0, "end": 1.5, "text": "x",
-                                            "speaker": "SPEAKER_01"}]}))
-    assert load_segments(str(js)) == [Segment(0.0, 1.5, "x", "SPEAKER_01")]
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([{"start": "zero"}]))
-    with pytest.raises(MediaError):
-        load_segments(str(bad))
+    js = json.dumps({"segments": [{"start": 0, "end": 1.5, "text": "x", "speaker": "SPEAKER_01"}]})
+    assert parse_segments(js, "a.json")[0] == [
+        Segment(start=0.0, end=1.5, text="x", speaker="SPEAKER_01")]
+    for bad in ([{"start": "zero"}], [{"start": 2, "end": 1}], {"segments": 3}):
+        with pytest.raises(InputError):
+            parse_segments(json.dumps(bad), "bad.json")
 
 
 def test_plan_skips_short_and_cuts_long() -> None:
-    segs = [Segment(0.5, 2.0), Segment(2.5, 2.9), Segment(3.0, 10.0)]
+    segs = [Segment(start=0.5, end=2.0), Segment(start=2.5, end=2.9), Segment(start=3.0, end=10.0)]
     params = SplitAudioParams(audio_path="a", subtitle_path="s", min_segment_duration=1.0,
                               max_segment_duration=3.0)
     pieces, skipped = plan_segments(segs, total=12.0, p=params)
@@ -55,7 +51,8 @@ def test_plan_skips_short_and_cuts_long() -> None:
 def test_plan_include_silence_adds_gaps() -> None:
     params = SplitAudioParams(audio_path="a", subtitle_path="s", min_segment_duration=0.1,
                               include_silence=True)
-    pieces, _ = plan_segments([Segment(1.0, 2.0), Segment(3.0, 4.0)], total=5.0, p=params)
+    two = [Segment(start=1.0, end=2.0), Segment(start=3.0, end=4.0)]
+    pieces, _ = plan_segments(two, total=5.0, p=params)
     assert [(p.start, p.end, p.speaker) for p in pieces] == [
         (0.0, 1.0, "silence"), (1.0, 2.0, None), (2.0, 3.0, "silence"), (3.0, 4.0, None),
         (4.0, 5.0, "silence")]
@@ -72,7 +69,7 @@ def test_too_many_pieces_are_refused_before_any_is_cut() -> None:
     from reuse.errors import InputError
 
     p = SplitAudioParams(min_segment_duration=0, max_segment_duration=0.1)
-    segments = [Segment(float(i), float(i) + 1.0) for i in range(MAX_PIECES // 10 + 1)]
+    segments = [Segment(start=float(i), end=float(i) + 1.0) for i in range(MAX_PIECES // 10 + 1)]
     with pytest.raises(InputError, match="at most"):
         plan_segments(segments, total=1e9, p=p)
     with pytest.raises(ValueError):

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
-import srt
 from pydantic import Field, model_validator
 
-from nodes.inputs import fetch_input
-from nodes.media import MediaError, ffmpeg_binary, input_args, open_input, run_ffmpeg
+from nodes.families.segments import Segment, read_segments
+from nodes.media import ffmpeg_binary, input_args, open_input, run_ffmpeg
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError
 from reuse.storage import safe_name
@@ -24,8 +21,8 @@ MAX_PIECES = 20_000  # files one run may write (a 6 h input cut every second: 21
 class SplitAudioParams(NodeParams):
     audio_path: str | None = Field(default=None, description="Audio file, path or URL.")
     subtitle_path: str | None = Field(
-        default=None, description="SRT, or JSON segments ({segments: [...]} or a list) with "
-        "start/end in seconds and an optional speaker.")
+        default=None, description="Subtitles (SRT, WebVTT, ASS) or JSON segments "
+        "({segments: [...]} or a list) with start/end in seconds and an optional speaker.")
     output_format: Literal["wav", "flac", "ogg", "mp3"] = "wav"
     sample_rate: int = Field(default=16000, ge=8000, le=192000)
     channels: int = Field(default=1, ge=1, le=2)
@@ -45,38 +42,6 @@ class SplitAudioParams(NodeParams):
         return self
 
 
-@dataclass
-class Segment:
-    start: float
-    end: float
-    text: str = ""
-    speaker: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-def load_segments(path: str) -> list[Segment]:
-    text = Path(path).read_text(encoding="utf-8-sig")
-    if path.lower().endswith(".srt") or not text.lstrip().startswith(("{", "[")):
-        try:
-            subs = list(srt.parse(text))
-        except srt.SRTParseError as exc:
-            raise MediaError(f"{path} is neither JSON segments nor a valid SRT: {exc}") from exc
-        return [Segment(s.start.total_seconds(), s.end.total_seconds(), s.content) for s in subs]
-    data = json.loads(text)
-    items = data.get("segments", []) if isinstance(data, dict) else data
-    out = []
-    for item in items:
-        try:
-            out.append(Segment(float(item["start"]), float(item["end"]),
-                               str(item.get("text", "")), item.get("speaker")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MediaError(f"{path}: a segment lacks numeric start/end: {item!r}") from exc
-    return out
-
-
 def plan_segments(
     segments: list[Segment], total: float, p: SplitAudioParams
 ) -> tuple[list[Segment], int]:
@@ -90,13 +55,13 @@ def plan_segments(
         gaps, cursor = [], 0.0
         for seg in ordered:
             if seg.start > cursor:
-                gaps.append(Segment(cursor, seg.start, "", "silence"))
+                gaps.append(Segment(start=cursor, end=seg.start, speaker="silence"))
             cursor = max(cursor, seg.end)
         if total > cursor:
-            gaps.append(Segment(cursor, total, "", "silence"))
+            gaps.append(Segment(start=cursor, end=total, speaker="silence"))
         ordered = sorted(ordered + gaps, key=lambda s: s.start)
-    clipped = [Segment(max(0.0, s.start), min(total, s.end), s.text, s.speaker)
-               for s in ordered]
+    clipped = [Segment(start=min(s.start, total), end=min(s.end, total), text=s.text,
+                       speaker=s.speaker) for s in ordered]
     kept = [s for s in clipped if s.duration > 0 and s.duration >= p.min_segment_duration]
     counts = [max(1, int(np.ceil(s.duration / p.max_segment_duration - 1e-9))) for s in kept]
     if sum(counts) > MAX_PIECES:
@@ -105,16 +70,16 @@ def plan_segments(
     pieces: list[Segment] = []
     for seg, n in zip(kept, counts, strict=True):
         step = seg.duration / n
-        pieces += [Segment(seg.start + i * step, seg.start + (i + 1) * step, seg.text, seg.speaker)
-                   for i in range(n)]
+        pieces += [Segment(start=seg.start + i * step, end=seg.start + (i + 1) * step,
+                           text=seg.text, speaker=seg.speaker) for i in range(n)]
     return pieces, len(clipped) - len(kept)
 
 
 def split_audio_segments(params: SplitAudioParams, ctx: RunContext) -> dict[str, Any]:
     assert params.audio_path and params.subtitle_path
     audio, media = open_input(params.audio_path, ctx)
-    subs = fetch_input(params.subtitle_path, ctx.workdir, ctx.settings)
-    segments = load_segments(subs)
+    segments, meta = read_segments(params.subtitle_path, ctx)
+    subs = meta["path"]
     # decode once to PCM at the requested rate/channels, then read each piece from it
     pcm = ctx.workdir / "decoded.wav"
     run_ffmpeg(ffmpeg_binary(ctx.settings.ffmpeg_binary),
@@ -178,8 +143,9 @@ SPECS = (
         upstream={
             "audio_path": (("audio_separator.separate_vocals", "vocal_audio"),
                            ("ffmpeg.extract_audio", "audio_path")),
-            "subtitle_path": (("wservice.generate_subtitle_files", "subtitle_path"),
-                              ("wservice.generate_subtitle_files", "json_path")),
+            # the JSON first: it keeps each cue's speaker (for group_by_speaker)
+            "subtitle_path": (("wservice.generate_subtitle_files", "json_path"),
+                              ("wservice.generate_subtitle_files", "subtitle_path")),
         },
         required=("audio_path", "subtitle_path"), file_params=("audio_path", "subtitle_path"),
     ),

@@ -1,0 +1,210 @@
+"""Timed text shared by the subtitle and speech nodes: words, segments, speaker turns, and
+reading/writing them.
+
+A segments file is JSON `{metadata, segments: [{id, start, end, text, speaker?, words?}]}`
+(what transcribe_audio, the merge nodes, generate_subtitle_files and prepare_tts_segments
+write); a plain list of segments, or a subtitle file (SRT, WebVTT, ASS; read with pysubs2,
+an ASS line's Name is its speaker), is read too. Times are seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pysubs2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nodes.inputs import fetch_input
+from nodes.spec import NodeParams, RunContext
+from reuse.errors import InputError, TooLarge, brief
+from reuse.storage import job_dir
+
+MAX_TEXT_FILE_BYTES = 64 * 1024**2  # a 6-hour transcript with word times is ~60 MB
+MAX_SEGMENTS = 100_000
+
+# Han, kana, hangul, CJK punctuation and full-width forms: text without spaces between words
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                  r"\uff00-\uffef]")
+SENTENCE_END = tuple(".!?\u3002\uff01\uff1f\u2026")  # and the CJK forms
+CLAUSE_END = (*SENTENCE_END, *",;:\uff0c\uff1b\uff1a\u3001")  # and the CJK forms
+
+
+class Timed(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Timed:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Word(Timed):
+    word: str
+    probability: float | None = None
+    speaker: str | None = None
+
+
+class Segment(Timed):
+    text: str = ""
+    speaker: str | None = None
+    words: list[Word] = Field(default_factory=list)
+
+    def record(self, index: int, words: bool = True) -> dict[str, Any]:
+        """The segment as files and outputs keep it."""
+        out: dict[str, Any] = {"id": index, "start": round(self.start, 3),
+                               "end": round(self.end, 3), "duration": round(self.duration, 3),
+                               "text": self.text, "speaker": self.speaker}
+        if words:
+            out["words"] = [w.model_dump(exclude_none=True) for w in self.words]
+        return out
+
+
+class Turn(Timed):
+    """A speaker turn: from a diarization file or a caller's `speaker_segments_data`."""
+
+    speaker: str = Field(min_length=1)
+
+
+def is_cjk(text: str) -> bool:
+    """Mostly Chinese/Japanese/Korean characters: lines are measured and broken by
+    character, words are joined without spaces."""
+    letters = [c for c in text if not c.isspace()]
+    return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) >= 0.3 * len(letters)
+
+
+def join_words(words: list[Word]) -> str:
+    """Whisper's words carry their own leading space (none in CJK): joined as they are."""
+    return "".join(w.word for w in words).strip()
+
+
+def pseudo_words(seg: Segment) -> list[Word]:
+    """A segment without word timestamps as words (characters for CJK), the segment's time
+    shared by their length: so it can be cut like a timed one."""
+    text = seg.text.strip()
+    tokens = list(text.replace(" ", "")) if is_cjk(text) else [" " + t for t in text.split()]
+    total = sum(len(t.strip()) for t in tokens) or 1
+    words, t = [], seg.start
+    for token in tokens:
+        end = t + seg.duration * len(token.strip()) / total
+        words.append(Word(word=token, start=t, end=min(end, seg.end)))
+        t = end
+    return words
+
+
+def read_text_input(value: str, ctx: RunContext) -> tuple[str, str]:
+    """(local path, text) of a caller's file or URL, size-bounded."""
+    path = fetch_input(value, ctx.workdir, ctx.settings)
+    if os.path.getsize(path) > MAX_TEXT_FILE_BYTES:
+        raise TooLarge(f"{brief(value)} is larger than {MAX_TEXT_FILE_BYTES} bytes")
+    try:
+        return path, Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{brief(value)} is not UTF-8 text") from exc
+
+
+def parse_segments(text: str, name: str) -> tuple[list[Segment], dict[str, Any]]:
+    """Segments and metadata of a segments JSON or a subtitle file's text."""
+    if not text.strip():
+        return [], {}  # an empty subtitle file: no speech
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"{name} is not valid JSON: {exc}") from exc
+        items = data.get("segments") if isinstance(data, dict) else data
+        meta = data.get("metadata", {}) if isinstance(data, dict) else {}
+        if not isinstance(items, list):
+            raise InputError(f"{name} has no `segments` list")
+        if len(items) > MAX_SEGMENTS:
+            raise TooLarge(f"{name} has more than {MAX_SEGMENTS} segments")
+        try:
+            return [Segment.model_validate(item) for item in items], \
+                meta if isinstance(meta, dict) else {}
+        except ValidationError as exc:
+            raise InputError(f"{name}: a segment is invalid: {exc.errors()[0]['msg']} "
+                             f"at {exc.errors()[0]['loc']}") from exc
+    try:
+        subs = pysubs2.SSAFile.from_string(text)
+    except (pysubs2.exceptions.Pysubs2Error, ValueError, KeyError) as exc:
+        raise InputError(f"{name} is neither segments JSON nor a subtitle file: {exc}") from exc
+    segments = [Segment(start=e.start / 1000, end=max(e.start, e.end) / 1000,
+                        text=e.plaintext.replace("\n", " ").strip(), speaker=e.name or None)
+                for e in subs if not e.is_comment]
+    return segments, {"format": subs.format}
+
+
+def read_segments(value: str, ctx: RunContext) -> tuple[list[Segment], dict[str, Any]]:
+    """Segments of a file or URL (sorted by start), and the file's metadata."""
+    path, text = read_text_input(value, ctx)
+    segments, meta = parse_segments(text, brief(value))
+    return sorted(segments, key=lambda s: s.start), {**meta, "path": path}
+
+
+def read_turns(value: str, ctx: RunContext) -> list[Turn]:
+    """Speaker turns of a diarization file (`{segments: [{start, end, speaker}]}`)."""
+    _, text = read_text_input(value, ctx)
+    try:
+        data = json.loads(text)
+        items = data["segments"] if isinstance(data, dict) else data
+        return sorted((Turn.model_validate(t) for t in items), key=lambda t: t.start)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{brief(value)} is not a diarization file: {exc}") from exc
+
+
+class SegmentsInput(NodeParams):
+    """The params of a node that reads segments: inline, or a file (or an upstream stage's)."""
+
+    segments_data: list[Segment] | None = Field(
+        default=None, max_length=MAX_SEGMENTS, description="Segments inline ({start, end, "
+        "text, speaker?, words?}); else `segments_file`.")
+    segments_file: str | None = Field(default=None, description="Segments file: JSON "
+                                      "(`{segments: [...]}` or a list) or SRT/WebVTT/ASS.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SegmentsInput:
+        if self.segments_data is not None and self.segments_file:
+            raise ValueError("give segments_data or segments_file, not both")
+        return self
+
+
+def segments_input(params: SegmentsInput,
+                   ctx: RunContext) -> tuple[list[Segment], dict[str, Any]]:
+    """A node's segments: `segments_data` given inline, else the file (or upstream)."""
+    if params.segments_data is not None:
+        return sorted(params.segments_data, key=lambda s: s.start), {"path": None}
+    assert params.segments_file
+    return read_segments(params.segments_file, ctx)
+
+
+def source_of(path: str | None, ctx: RunContext) -> str:
+    """Which stage of this job wrote a file (`<node>`), else `input` (the caller's)."""
+    if path is None:
+        return "segments_data"
+    here = job_dir(ctx.settings.storage_root, ctx.task_id).resolve()
+    try:
+        return Path(path).resolve().relative_to(here).parts[0]
+    except ValueError:
+        return "input"
+
+
+def write_segments(path: Path, segments: list[Segment], metadata: dict[str, Any],
+                   words: bool = True) -> None:
+    data = {"metadata": metadata,
+            "segments": [s.record(i, words=words) for i, s in enumerate(segments)]}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def speakers_of(segments: list[Segment]) -> list[str]:
+    return sorted({s.speaker for s in segments if s.speaker})

@@ -1,0 +1,174 @@
+"""Properties of speaker merging, subtitle cues and TTS regrouping (hypothesis): no word
+lost or repeated, times monotonic and inside the audio, speakers kept, limits held; the
+subtitle files written by the node parse back to the cues."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pysubs2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodes.families.merge import TurnIndex, assign_segments, split_by_word_speaker
+from nodes.families.segments import Segment, Turn, Word, join_words
+from nodes.families.subtitle_files import Limits, build_cues, save, wrap
+from nodes.families.tts_prep import regroup
+
+SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
+LATIN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10)
+HAN = st.text(alphabet="你好世界今天天气很好我们一起去公园", min_size=1, max_size=3)
+PUNCT = st.sampled_from(["", "", "", ",", ".", "?", "。"])
+
+
+@st.composite
+def transcript(draw: st.DrawFn, cjk: bool = False, with_words: bool = True,
+               speakers: bool = False) -> tuple[list[Segment], float]:
+    """Sorted, non-overlapping segments of short words, and the audio's length."""
+    t = draw(st.floats(0, 2))
+    segments = []
+    for _ in range(draw(st.integers(0, 12))):
+        words = []
+        start = t
+        for _ in range(draw(st.integers(1, 25))):
+            dur = draw(st.floats(0.0, 0.9))
+            token = draw(HAN if cjk else LATIN) + draw(PUNCT)
+            words.append(Word(word=token if cjk else " " + token, start=round(t, 3),
+                              end=round(t + dur, 3)))
+            t += dur + draw(st.floats(0, 0.3))
+        end = max(words[-1].end, start)
+        spk = draw(st.sampled_from(SPEAKERS)) if speakers else None
+        segments.append(Segment(start=round(start, 3), end=round(end, 3),
+                                text=join_words(words), speaker=spk,
+                                words=words if with_words else []))
+        t = end + draw(st.floats(0, 3))
+    return segments, t + 1
+
+
+@st.composite
+def turns(draw: st.DrawFn, total: float) -> list[Turn]:
+    out = []
+    for _ in range(draw(st.integers(0, 15))):
+        a = draw(st.floats(0, total))
+        b = draw(st.floats(a, min(total, a + 20)))
+        out.append(Turn(start=a, end=b, speaker=draw(st.sampled_from(SPEAKERS))))
+    return out
+
+
+def key(w: Word) -> tuple[str, float, float]:
+    return (w.word, w.start, w.end)
+
+
+def brute_speaker(turns: list[Turn], start: float, end: float) -> str | None:
+    """The overlap rule, naively: the speaker with the most overlap (ties: the name)."""
+    shares: Counter[str] = Counter()
+    for t in turns:
+        share = min(end, t.end) - max(start, t.start)
+        if share > 0:
+            shares[t.speaker] += share
+    return min(shares, key=lambda s: (-shares[s], s)) if shares else None
+
+
+@given(st.data())
+def test_word_merge_keeps_every_word_once_and_in_order(data: st.DataObject) -> None:
+    segments, total = data.draw(transcript())
+    found = data.draw(turns(total))
+    merged = split_by_word_speaker(segments, found)
+    assert [key(w) for s in merged for w in s.words] == \
+        [key(w) for s in segments for w in s.words]
+    for a, b in itertools.pairwise(merged):
+        assert a.start <= a.end <= b.start + 1e-9
+    index = TurnIndex(found)
+    for seg in merged:
+        assert 0 <= seg.start <= seg.end <= total
+        assert {w.speaker for w in seg.words} == {seg.speaker}  # one speaker per segment
+        assert seg.text == join_words(seg.words) or seg in segments or \
+            seg.text == next(s.text for s in segments if s.start == seg.start)
+        for w in seg.words:
+            direct = index.speaker(w.start, w.end)  # overlap, else the nearest turn
+            if direct is not None:  # a word with a speaker of its own keeps it
+                assert w.speaker == direct
+            expected = brute_speaker(found, w.start, w.end)
+            if expected is not None and w.end - w.start >= 0.01:
+                assert w.speaker == expected
+
+
+@given(st.data())
+def test_segment_merge_matches_the_overlap_rule(data: st.DataObject) -> None:
+    segments, total = data.draw(transcript())
+    found = data.draw(turns(total))
+    merged = assign_segments(segments, found)
+    assert [(s.start, s.end, s.text) for s in merged] == \
+        [(s.start, s.end, s.text) for s in segments]
+    for seg in merged:
+        expected = brute_speaker(found, seg.start, seg.end)
+        if expected is not None and seg.duration >= 0.01:
+            assert seg.speaker == expected
+        assert seg.speaker is None or seg.speaker in {t.speaker for t in found}
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_subtitle_cues_hold_the_limits_and_keep_the_words(data: st.DataObject) -> None:
+    cjk = data.draw(st.booleans())
+    segments, total = data.draw(transcript(cjk=cjk, with_words=data.draw(st.booleans())))
+    limits = Limits(max_line_chars=data.draw(st.integers(12, 42)) if not cjk else 16,
+                    max_lines=data.draw(st.integers(1, 3)),
+                    max_duration=data.draw(st.floats(2.0, 8.0)), min_duration=0.8)
+    cues = build_cues(segments, limits, cjk)
+    sep = "" if cjk else " "
+    assert sep.join(c.text for c in cues).split() == sep.join(s.text for s in segments).split()
+    for a, b in itertools.pairwise(cues):
+        assert a.start <= a.end <= b.start + 1e-6
+    for cue in cues:
+        lines = wrap(cue.text, limits.max_line_chars, cjk)
+        assert len(lines) <= limits.max_lines
+        assert all(len(line) <= limits.max_line_chars for line in lines)
+        assert cue.duration <= limits.max_duration + 1e-6
+        assert cue.start >= 0 and cue.end <= total + limits.min_duration
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_tts_groups_keep_words_speakers_and_limits(data: st.DataObject) -> None:
+    with_words = data.draw(st.booleans())
+    cjk = data.draw(st.booleans())
+    segments, total = data.draw(transcript(cjk=cjk, with_words=with_words, speakers=True))
+    lo = data.draw(st.floats(0.0, 4.0))
+    hi = data.draw(st.floats(max(lo, 2.0), 12.0))
+    gap = data.draw(st.floats(0.0, 2.0))
+    groups = regroup(segments, lo, hi, gap, data.draw(st.booleans()))
+    out = [g for g, _ in groups]
+    if with_words:
+        assert [key(w) for g in out for w in g.words] == \
+            [key(w) for s in segments for w in s.words]
+    else:
+        assert "".join("".join(g.text.split()) for g in out) == \
+            "".join("".join(s.text.split()) for s in segments)
+    for a, b in itertools.pairwise(out):
+        assert a.start <= a.end <= b.start + 1e-6
+    for g, sources in groups:
+        assert {segments[i].speaker for i in sources} == {g.speaker}  # never mixed
+        assert all(w.speaker in (None, g.speaker) for w in g.words)
+        assert g.duration <= hi + 1e-6
+        assert g.start >= 0 and g.end <= total
+
+
+@given(st.data())
+def test_subtitle_files_parse_back_to_the_cues(data: st.DataObject) -> None:
+    segments, _ = data.draw(transcript(speakers=True))
+    cues = build_cues(segments, Limits(42, 2, 7.0, 0.8), False)
+    folder = Path(tempfile.mkdtemp(prefix="subs-"))
+    for fmt in ("srt", "vtt", "ass"):
+        path = save(cues, str(folder / f"s.{fmt}"), fmt)
+        back = [e for e in pysubs2.load(path, format_=fmt) if not e.is_comment]
+        assert len(back) == len(cues)
+        for event, cue in zip(back, cues, strict=True):
+            assert abs(event.start / 1000 - cue.start) <= 0.011  # centiseconds in ASS
+            assert abs(event.end / 1000 - cue.end) <= 0.011
+            assert event.plaintext == cue.text
+            if fmt == "ass":
+                assert event.name == (cue.speaker or "")
