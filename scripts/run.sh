@@ -39,9 +39,14 @@ mkdir -p "$REELSERVE_STORAGE_ROOT"
 # serve_config.yaml schedule (nodes see no CUDA and run on the CPU).
 GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
 [ "${GPUS:-0}" -gt 0 ] || GPUS=1
-# Logical CPUs: at least 4, so the whole graph (~3.9 CPUs in serve_config.yaml, most of it
-# idle light replicas) fits on a 2-core machine; the speech nodes then share the cores.
-CPUS="${RAY_NUM_CPUS:-$(( $(nproc) > 4 ? $(nproc) : 4 ))}"
+# Logical CPUs: at least what serve_config.yaml asks for, plus one (5 CPUs for 19
+# deployments, most of them idle light replicas), so the whole graph fits on a 2-core
+# machine; the speech nodes then share the cores.
+NEED="$(python -c 'import math, yaml
+c = yaml.safe_load(open("serve_config.yaml"))
+print(math.ceil(sum(d.get("ray_actor_options", {}).get("num_cpus", 1)
+                    for a in c["applications"] for d in a["deployments"]) - 1e-6) + 1)')"
+CPUS="${RAY_NUM_CPUS:-$(( $(nproc) > NEED ? $(nproc) : NEED ))}"
 
 # Serve's HAProxy fast path only when asked for (REELSERVE_HAPROXY=1): Ray's HAProxy
 # template binds its stats (8404) and metrics (9101) ports on every interface, without

@@ -51,6 +51,17 @@ INPUTS: dict[str, Inputs] = {
     "pyannote_audio.get_speaker_segments": lambda url, root: {"diarization_file": url,
                                                               "speaker": "SPEAKER_01"},
     "pyannote_audio.validate_diarization": lambda url, root: {"diarization_file": url},
+    "wservice.generate_subtitle_files": lambda url, root: {"segments_file": url,
+                                                           "language": "en"},
+    "wservice.correct_subtitles": lambda url, root: {"subtitle_path": url, "batch_size": 20},
+    "wservice.ai_optimize_subtitles": lambda url, root: {"segments_file": url},
+    "wservice.merge_speaker_segments": lambda url, root: {
+        "segments_file": url, "diarization_file": str(diarization_json(root))},
+    "wservice.merge_with_word_timestamps": lambda url, root: {
+        "segments_file": url, "diarization_file": str(diarization_json(root))},
+    "wservice.prepare_tts_segments": lambda url, root: {"segments_file": url,
+                                                        "min_duration": 2.0},
+    "indextts.generate_speech": lambda url, root: {"segments_file": url},
 }
 
 DIARIZATION = {
@@ -59,6 +70,40 @@ DIARIZATION = {
                  {"start": 3.3, "end": 6.1, "speaker": "SPEAKER_01", "duration": 2.8}],
     "metadata": {"model": "embedded:vad-mfcc-pitch-ward"},
 }
+
+
+def timed_words(text: str, start: float, end: float) -> list[dict[str, Any]]:
+    tokens = text.split()
+    step = (end - start) / len(tokens)
+    return [{"word": " " + w, "start": round(start + i * step, 2),
+             "end": round(start + (i + 1) * step, 2), "probability": 0.9}
+            for i, w in enumerate(tokens)]
+
+
+SAID = [(0.2, 2.8, "Hello, this is the reelserve speech example."),
+        (3.4, 6.0, "And here a second voice answers.")]
+
+
+def transcript_json(root: Path) -> Path:
+    """A transcription (transcribe_audio's format, shortened) of the speech clip."""
+    path = root / "doc-transcript.json"
+    segments = [{"id": i, "start": a, "end": b, "text": t, "words": timed_words(t, a, b)}
+                for i, (a, b, t) in enumerate(SAID)]
+    path.write_text(json.dumps({"metadata": {"language": "en", "total_duration": 6.5},
+                                "segments": segments}))
+    return path
+
+
+def tts_segments_json(root: Path) -> Path:
+    path = root / "doc-tts-segments.json"
+    segments = [{"id": i, "start": a, "end": b, "text": t, "speaker": f"SPEAKER_0{i}"}
+                for i, (a, b, t) in enumerate(SAID)]
+    path.write_text(json.dumps({"metadata": {"total_duration": 6.5}, "segments": segments}))
+    return path
+
+
+def srt_file(root: Path) -> Path:
+    return root / "doc.srt"
 
 
 def speech_clip(root: Path) -> Path:
@@ -81,6 +126,13 @@ GATED: dict[str, Callable[[Path], Path]] = {
     "pyannote_audio.diarize_speakers": speech_clip,
     "pyannote_audio.get_speaker_segments": diarization_json,
     "pyannote_audio.validate_diarization": diarization_json,
+    "wservice.generate_subtitle_files": transcript_json,
+    "wservice.correct_subtitles": srt_file,
+    "wservice.ai_optimize_subtitles": transcript_json,
+    "wservice.merge_speaker_segments": transcript_json,
+    "wservice.merge_with_word_timestamps": transcript_json,
+    "wservice.prepare_tts_segments": transcript_json,
+    "indextts.generate_speech": tts_segments_json,
 }
 
 

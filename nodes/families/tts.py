@@ -11,6 +11,7 @@ time, so memory does not grow with the input's length.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Annotated, Any, Literal
 
@@ -172,6 +173,15 @@ def speak_segments(segments: list[Segment], params: SpeechParams, engine: Speech
     return str(track_path), end / sr, sr, report
 
 
+def audio_length(value: Any) -> float:
+    """The source's length from a segments file's metadata (0 when absent or unusable)."""
+    try:
+        total = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return total if math.isfinite(total) and total > 0 else 0.0
+
+
 def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
     engines: SpeechEngines = ctx.engine
     name = params.engine or engines.default
@@ -194,7 +204,11 @@ def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
     segments = [s for s in segments if s.text.strip()]
     if len(segments) > MAX_SEGMENTS:
         raise TooLarge(f"{len(segments)} segments; at most {MAX_SEGMENTS} per run")
-    total = float(meta.get("total_duration") or 0.0)
+    total = audio_length(meta.get("total_duration"))
+    longest = max([total, *(s.end for s in segments)])
+    if longest > ctx.settings.max_media_duration_s:  # the track is written to its end
+        raise TooLarge(f"the segments reach {longest:.0f} s; the track may last at most "
+                       f"{ctx.settings.max_media_duration_s:.0f} s")
     track, duration, sr, report = speak_segments(segments, params, engine, request, total, ctx)
     alignment = ctx.workdir / "alignment.json"
     alignment.write_text(json.dumps({"source": source_of(meta["path"], ctx),
