@@ -1,4 +1,4 @@
-"""Every node at real lengths, through the service.
+"""Every node at real lengths, through the service (the dubbing chain included).
 
     python bench/bench_long.py [--minutes 1 5 15 60] [--json out.json]
 
@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.local_graph import LocalGraph  # noqa: E402
 from nodes.registry import BY_NAME  # noqa: E402
+from tests.chat_server import ChatServer  # noqa: E402
 from tests.conversations import make_talk_video  # noqa: E402
 
 # (node, params) in chain order; absent inputs come from the upstream stages
@@ -47,10 +48,19 @@ NODES: list[tuple[str, dict[str, Any]]] = [
     ("audio_separator.separate_vocals", {"audio_path": "{video}"}),
     ("faster_whisper.transcribe_audio", {"language": "en"}),
     ("pyannote_audio.diarize_speakers", {}),
-    ("ffmpeg.split_audio_segments", {"subtitle_path": "{turns}"}),
     ("pyannote_audio.get_speaker_segments", {}),
     ("pyannote_audio.validate_diarization", {}),
+    ("wservice.merge_speaker_segments", {}),
+    ("wservice.merge_with_word_timestamps", {}),
+    ("wservice.ai_optimize_subtitles", {}),
+    ("wservice.generate_subtitle_files", {}),
+    ("wservice.correct_subtitles", {}),
+    ("ffmpeg.split_audio_segments", {}),
+    ("wservice.prepare_tts_segments", {}),
+    ("indextts.generate_speech", {}),
 ]
+# the LLM nodes talk to tests/chat_server.py (a scripted provider on loopback): their
+# figures are reelserve's own cost (batching, requests, files), not a model's
 
 
 def replica_hwm_mb(deployment: str) -> float | None:
@@ -94,6 +104,10 @@ def quality(name: str, output: dict[str, Any], turns_file: Path, seconds: float)
         der = der_of([(t["start"], t["end"], t["speaker"]) for t in said],
                      [(t["start"], t["end"], t["speaker"]) for t in found], seconds)
         return f"{output['total_speakers']} of 3 speakers, DER {der:.3f}"
+    if name == "indextts.generate_speech":
+        return f"track {output['duration']:.1f} s, {output['fit_summary']}"
+    if name == "wservice.generate_subtitle_files":
+        return f"{output['subtitles_count']} cues"
     return ""
 
 
@@ -106,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 15])
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--nodes", nargs="+", help="only these (with what they read)")
+    parser.add_argument("--nodes", nargs="+", help="only these (list what they read too)")
     args = parser.parse_args()
     lengths = sorted(args.minutes)
     nodes = [(n, t) for n, t in NODES if not args.nodes or n in args.nodes]
@@ -116,7 +130,9 @@ def main() -> None:
         inputs = {m: make_talk_video(root / "inputs", m * 60, seed=int(m)) for m in lengths}
         warmup = make_talk_video(root / "inputs", 20, seed=99)
         print(f"inputs made: {', '.join(f'{m:g} min' for m in lengths)}", flush=True)
-        graph = LocalGraph(root, max_media_duration_s=4 * 3600)
+        chat = ChatServer().start()
+        graph = LocalGraph(root, max_media_duration_s=4 * 3600, llm_base_url=chat.base_url,
+                           llm_model="editor")
         base = graph.start()
         try:
             with httpx.Client(base_url=base, timeout=60) as client:
@@ -139,6 +155,7 @@ def main() -> None:
                               flush=True)
         finally:
             graph.stop()
+            chat.stop()
     report(results, lengths)
     if args.json:
         args.json.write_text(json.dumps({n: {str(m): r for m, r in v.items()}

@@ -1,4 +1,4 @@
-"""Every node on a five-minute video, over HTTP on the session's graph (issue 8): a
+"""Every node on a five-minute video, over HTTP on the session's graph (issues 8, 9): a
 conversation of three espeak-ng voices with music and noise underneath, the whole chain
 on one task_id. Checks that each node covers the whole length (no truncation, nothing
 dropped at piece or block boundaries) and that the speech results stay accurate over
@@ -73,6 +73,24 @@ def test_every_node_on_a_five_minute_video(client: httpx.Client,
     assert all(abs(sf.info(p["file"]).duration - p["duration"]) < 0.01 for p in info["segments"])
     run("pyannote_audio.get_speaker_segments", {})
     run("pyannote_audio.validate_diarization", {})
+    # subtitles and dubbing over the whole length
+    words = sum(len(s["words"]) for s in segments)
+    by_segment = run("wservice.merge_speaker_segments", {})
+    assert len(by_segment["merged_segments"]) == len(segments)
+    by_word = run("wservice.merge_with_word_timestamps", {})
+    merged = json.loads(Path(by_word["merged_segments_file"]).read_text())["segments"]
+    assert sum(len(s["words"]) for s in merged) == words  # every word once
+    fixed = run("wservice.ai_optimize_subtitles", {"batch_size": 20, "overlap_size": 5})
+    assert fixed["subtitles_count"] == len(segments)
+    subs = run("wservice.generate_subtitle_files", {})
+    cues = json.loads(Path(subs["json_path"]).read_text())["segments"]
+    assert cues[-1]["end"] >= merged[-1]["end"] - 0.01 and len(cues) >= len(merged)
+    corrected = run("wservice.correct_subtitles", {"batch_size": 25})
+    assert corrected["statistics"]["lines"] == len(cues)
+    groups = run("wservice.prepare_tts_segments", {})
+    speech = run("indextts.generate_speech", {})
+    assert abs(sf.info(speech["audio_path"]).duration - SECONDS) < 0.1  # on the video's time
+    assert speech["segments_count"] == groups["total_segments"]
     stages = client.get(f"/v1/tasks/{task}/status").json()["stages"]
-    assert len(stages) == 9
+    assert len(stages) == 16
     assert all(s["status"] == "SUCCESS" and s["progress"] == 1.0 for s in stages.values())

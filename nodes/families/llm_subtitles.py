@@ -47,13 +47,22 @@ class OptimizeParams(LLMParams):
                               "batch sent as context.")
 
 
-def correct_subtitles(params: CorrectParams, ctx: RunContext) -> dict[str, Any]:
-    assert params.subtitle_path
-    path, text = read_text_input(params.subtitle_path, ctx)
+def load_subtitles(path: str, text: str, name: str) -> tuple[pysubs2.SSAFile, str]:
+    """The file's subtitles and format; an empty file (no speech) is an empty one."""
+    if not text.strip():
+        suffix = Path(path).suffix.lstrip(".").lower()
+        return pysubs2.SSAFile(), suffix if suffix in ("srt", "vtt", "ass") else "srt"
     try:
         subs = pysubs2.SSAFile.from_string(text)
     except (pysubs2.exceptions.Pysubs2Error, ValueError, KeyError) as exc:
-        raise InputError(f"{brief(params.subtitle_path)} is not a subtitle file: {exc}") from exc
+        raise InputError(f"{brief(name)} is not a subtitle file: {exc}") from exc
+    return subs, subs.format or "srt"
+
+
+def correct_subtitles(params: CorrectParams, ctx: RunContext) -> dict[str, Any]:
+    assert params.subtitle_path
+    path, text = read_text_input(params.subtitle_path, ctx)
+    subs, fmt = load_subtitles(path, text, params.subtitle_path)
     events = [e for e in subs if not e.is_comment]
     editor = LineEditor(ctx.settings, params)
     try:
@@ -66,7 +75,6 @@ def correct_subtitles(params: CorrectParams, ctx: RunContext) -> dict[str, Any]:
         editor.close()
     for event, new in zip(events, after, strict=True):
         event.plaintext = new
-    fmt = subs.format or "srt"
     out = ctx.workdir / f"{Path(path).stem}.corrected.{fmt}"
     subs.save(str(out), format_=fmt)
     return {"corrected_subtitle_path": str(out), "original_subtitle_path": path,

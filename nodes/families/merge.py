@@ -8,11 +8,9 @@ speaker keeps the speaker of the word before it (or after it, at the start).
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from typing import Any
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from nodes.families.segments import (
@@ -34,56 +32,68 @@ POINT_S = 0.01  # a word without duration is looked up as this much around its t
 
 
 class TurnIndex:
-    """Speaker turns sorted by start, queried by time span in O(log n + overlaps)."""
+    """Speaker turns queried by time span with a sweep: queries in time order (segments,
+    then their words) cost O(turns + queries) in all; a query that goes back in time
+    restarts the sweep."""
 
     def __init__(self, turns: list[Turn]) -> None:
         self.turns = sorted(turns, key=lambda t: t.start)
-        self.starts = [t.start for t in self.turns]
-        ends = np.array([t.end for t in self.turns], dtype=float)
-        # running max of ends (and where it is): no turn at or before i ends after it
-        self.max_end = np.maximum.accumulate(ends) if len(ends) else ends
-        self.max_at = [0] * len(ends)
-        for i in range(1, len(ends)):
-            self.max_at[i] = i if ends[i] >= self.max_end[i - 1] else self.max_at[i - 1]
+        self._reset()
+
+    def _reset(self) -> None:
+        self.added = 0  # turns[:added] start before the latest query's end
+        self.active: list[Turn] = []  # of those, the ones that end after its start
+        self.before: Turn | None = None  # of the others, the one that ends last
+        self.last_start = float("-inf")
 
     def speaker(self, start: float, end: float) -> str | None:
         if end - start < POINT_S:
             mid = (start + end) / 2
             start, end = mid - POINT_S / 2, mid + POINT_S / 2
-        right = bisect.bisect_left(self.starts, end)  # turns before `right` start before end
+        if start < self.last_start:
+            self._reset()
+        self.last_start = start
+        while self.added < len(self.turns) and self.turns[self.added].start < end:
+            self.active.append(self.turns[self.added])
+            self.added += 1
+        still = []
+        for turn in self.active:
+            if turn.end > start:
+                still.append(turn)
+            elif self.before is None or turn.end > self.before.end:
+                self.before = turn
+        self.active = still
         shares: dict[str, float] = {}
-        j = right - 1
-        while j >= 0 and self.max_end[j] > start:
-            turn = self.turns[j]
+        for turn in still:
             share = min(end, turn.end) - max(start, turn.start)
             if share > 0:
                 shares[turn.speaker] = shares.get(turn.speaker, 0.0) + share
-            j -= 1
         if shares:
             return min(shares, key=lambda spk: (-shares[spk], spk))
-        return self._nearest(start, end, right)
+        return self._nearest(start, end)
 
-    def _nearest(self, start: float, end: float, right: int) -> str | None:
+    def _nearest(self, start: float, end: float) -> str | None:
+        """No overlap: the closest turn before or after, if within NEAREST_S."""
         best: tuple[float, str] | None = None  # (distance, speaker)
-        if right < len(self.turns):
-            best = (float(self.turns[right].start - end), self.turns[right].speaker)
-        if right > 0:
-            before = self.turns[self.max_at[right - 1]]
-            gap = float(start - before.end)
-            if best is None or gap < best[0]:
-                best = (gap, before.speaker)
+        if self.added < len(self.turns):
+            after = self.turns[self.added]
+            best = (after.start - end, after.speaker)
+        if self.before is not None and (best is None or start - self.before.end < best[0]):
+            best = (start - self.before.end, self.before.speaker)
         return best[1] if best is not None and best[0] <= NEAREST_S else None
 
 
+def with_speaker(seg: Segment, index: TurnIndex) -> Segment:
+    """The segment (and each of its words) with the segment's speaker."""
+    spk = index.speaker(seg.start, seg.end)
+    words = [w.model_copy(update={"speaker": spk}) for w in seg.words]
+    return seg.model_copy(update={"speaker": spk, "words": words})
+
+
 def assign_segments(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
-    """Each segment with its speaker (words keep their times; each gets the same speaker)."""
+    """Each segment with its speaker (its words keep their times, get the same speaker)."""
     index = TurnIndex(turns)
-    out = []
-    for seg in segments:
-        spk = index.speaker(seg.start, seg.end)
-        words = [w.model_copy(update={"speaker": spk}) for w in seg.words]
-        out.append(seg.model_copy(update={"speaker": spk, "words": words}))
-    return out
+    return [with_speaker(seg, index) for seg in segments]
 
 
 def split_by_word_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
@@ -93,7 +103,7 @@ def split_by_word_speaker(segments: list[Segment], turns: list[Turn]) -> list[Se
     out: list[Segment] = []
     for seg in segments:
         if not seg.words:
-            out += assign_segments([seg], turns)
+            out.append(with_speaker(seg, index))
             continue
         found = [index.speaker(w.start, w.end) for w in seg.words]
         known = [s for s in found if s is not None]

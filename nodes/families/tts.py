@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import librosa
@@ -116,19 +117,21 @@ def voice_for(params: SpeechParams, engine: SpeechEngine, speaker: str | None,
     return voice
 
 
-def request_for(params: SpeechParams, ctx: RunContext) -> SpeechRequest:
+def request_for(params: SpeechParams, engine: SpeechEngine, ctx: RunContext) -> SpeechRequest:
+    """What the engine needs besides text; reference audio is read only by engines that
+    clone (so an upstream vocals path costs the others nothing)."""
     prompt = params.spk_audio_prompt or params.reference_audio or params.speaker_audio
     emotion: dict[str, Any] = {"emo_alpha": params.emotion_alpha, "use_random": params.use_random}
-    if params.emotion_reference:
-        emotion["emo_audio_prompt"] = fetch_input(params.emotion_reference, ctx.workdir,
-                                                  ctx.settings)
     if params.emotion_vector is not None:
         emotion["emo_vector"] = params.emotion_vector
     if params.emotion_text:
         emotion.update(use_emo_text=True, emo_text=params.emotion_text)
-    return SpeechRequest(voice=params.voice,
-                         spk_audio_prompt=fetch_input(prompt, ctx.workdir, ctx.settings)
-                         if prompt else None, emotion=emotion,
+    if engine.clones_voice and params.emotion_reference:
+        emotion["emo_audio_prompt"] = fetch_input(params.emotion_reference, ctx.workdir,
+                                                  ctx.settings)
+    cloned = fetch_input(prompt, ctx.workdir, ctx.settings) \
+        if engine.clones_voice and prompt else None
+    return SpeechRequest(voice=params.voice, spk_audio_prompt=cloned, emotion=emotion,
                          max_text_tokens_per_segment=params.max_text_tokens_per_segment)
 
 
@@ -144,8 +147,7 @@ def speak_segments(segments: list[Segment], params: SpeechParams, engine: Speech
     cursor, sr = 0, 0
     for i, seg in enumerate(segments):
         voice = voice_for(params, engine, seg.speaker, speakers, seg.text)
-        audio, rate = engine.synthesize(seg.text, SpeechRequest(**{**vars(request),
-                                                                   "voice": voice}))
+        audio, rate = engine.synthesize(seg.text, replace(request, voice=voice))
         if track is None:
             sr = rate
             track = sf.SoundFile(track_path, "w", samplerate=sr, channels=1,
@@ -186,10 +188,9 @@ def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
     engines: SpeechEngines = ctx.engine
     name = params.engine or engines.default
     engine: SpeechEngine = engines.engines.get(name)
-    request = request_for(params, ctx)
+    request = request_for(params, engine, ctx)
     started = time.monotonic()
-    common = {"engine": name, "voice_cloning": engine.clones_voice and bool(
-        request.spk_audio_prompt)}
+    common = {"engine": name, "voice_cloning": request.spk_audio_prompt is not None}
     if params.text is not None:
         audio, sr = engine.synthesize(params.text, request)
         out = ctx.workdir / f"{safe_name(params.output_filename, 'speech')}.wav"
