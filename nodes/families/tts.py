@@ -77,13 +77,16 @@ class SpeechParams(NodeParams):
     speaker_audio: str | None = Field(default=None, description="Alias of spk_audio_prompt.")
     emotion_reference: str | None = Field(default=None, description="Audio whose emotion "
                                           "to use (indextts2).")
-    emotion_alpha: float = Field(default=0.65, ge=0.0, le=1.0)
-    emotion_vector: list[float] | None = Field(
+    emotion_alpha: float = Field(default=0.65, ge=0.0, le=1.0, description="How strongly the "
+                                 "emotion reference or text applies (indextts2).")
+    emotion_vector: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
         default=None, min_length=8, max_length=8, description="8 weights in [0, 1]: happy, "
         "angry, sad, afraid, disgusted, melancholic, surprised, calm.")
     emotion_text: str | None = Field(default=None, description="Describe the emotion in words.")
-    use_random: bool = False
-    max_text_tokens_per_segment: int = Field(default=120, ge=20, le=600)
+    use_random: bool = Field(default=False, description="Sample the emotion (indextts2).")
+    max_text_tokens_per_segment: int = Field(default=120, ge=20, le=600, description="Longer "
+                                             "text is spoken in pieces of this many tokens "
+                                             "(indextts2).")
     max_speed: float = Field(default=1.5, ge=1.0, le=4.0, description="Most a segment's "
                              "speech is sped up to fit its time.")
     output_filename: str = Field(default="speech", max_length=100, description="Base name of "
