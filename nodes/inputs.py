@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -73,8 +74,13 @@ def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings
             params[name] = check_local_file(value, settings.storage_root)
 
 
-def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
-    """Run-time: a local path is re-checked; a URL is downloaded into the job folder."""
+def fetch_input(value: str, workdir: Path, settings: Settings,
+                max_bytes: int | None = None) -> str:
+    """Run-time: a local path is re-checked; a URL is downloaded into the job folder.
+
+    A download stops at `max_bytes` (default REELSERVE_DOWNLOAD_MAX_BYTES; counted after
+    decompression) and after REELSERVE_DOWNLOAD_TIMEOUT_S in all (the same timeout also
+    bounds each read); what was written of a failed download is deleted."""
     if not is_url(value):
         return check_local_file(value, settings.storage_root)
     addrs = resolve_checked(value, settings.callback_allow_cidrs)
@@ -82,22 +88,30 @@ def fetch_input(value: str, workdir: Path, settings: Settings) -> str:
     dest_dir = workdir / "inputs"
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
-    limit = settings.download_max_bytes
+    limit = min(settings.download_max_bytes, max_bytes or settings.download_max_bytes)
+    deadline = time.monotonic() + settings.download_timeout_s
     transport = httpx.HTTPTransport(retries=1)
     target, host, ext = pinned(value, addrs[0])
-    with httpx.Client(
-        follow_redirects=False, timeout=settings.download_timeout_s, transport=transport
-    ) as client, client.stream("GET", target, headers=host, extensions=ext) as resp:
-        if resp.is_redirect:
-            raise InputError("the URL answered a redirect; redirects are not followed")
-        resp.raise_for_status()
-        size = 0
-        with open(dest, "wb") as fh:
-            for chunk in resp.iter_bytes(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"the download is larger than the {limit}-byte limit")
-                fh.write(chunk)
+    try:
+        with httpx.Client(
+            follow_redirects=False, timeout=settings.download_timeout_s, transport=transport
+        ) as client, client.stream("GET", target, headers=host, extensions=ext) as resp:
+            if resp.is_redirect:
+                raise InputError("the URL answered a redirect; redirects are not followed")
+            resp.raise_for_status()
+            size = 0
+            with open(dest, "wb") as fh:
+                for chunk in resp.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise TooLarge(f"the download is larger than the {limit}-byte limit")
+                    if time.monotonic() > deadline:
+                        raise InputError(f"the download took longer than "
+                                         f"{settings.download_timeout_s:g} s")
+                    fh.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     return str(dest)
 
 

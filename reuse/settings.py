@@ -117,8 +117,9 @@ class Settings(BaseSettings):
         "hosted one), e.g. `http://127.0.0.1:8000/v1`. Unset: the LLM nodes fail clearly.")
     llm_api_key: SecretStr | None = Field(default=None, description="Its key, if it needs one "
                                           "(never logged, stored or sent elsewhere).")
-    llm_model: str | None = Field(default=None, description="Default model; a request may "
-                                  "name another with `model`.")
+    llm_model: str | None = Field(default=None, description="Default model.")
+    llm_models: list[str] = Field(default_factory=list, description="Other models a request "
+                                  "may name with `model` (JSON list); others are refused.")
     llm_provider: str = Field(default="openai-compatible", max_length=64,
                               description="The provider's name, as outputs report it.")
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Per request.")

@@ -1,13 +1,14 @@
 """A real HTTP server on loopback speaking the OpenAI chat-completions API, with scripted
 answers (tests of the LLM nodes; no model behind it).
 
-The model a request names picks the script (its prefix; a suffix keeps tests apart):
+The model a request names picks the script (by its prefix):
 - `editor...`            edits each line: first letter upper-case, a final full stop
 - `malformed-once...`    first answer is prose, not JSON; then like `editor`
 - `wrong-count...`       always answers one line too few
 - `rate-limited-once...` first answer is HTTP 429 (Retry-After: 0); then like `editor`
 - `slow-once...`         first answer comes after the client's timeout; then like `editor`
 - `broken...`            always HTTP 500
+- `blank-lines...`       answers each line with blank lines and a cue-like text in it
 Every request is recorded (headers and body), so tests can check what was sent.
 """
 
@@ -73,6 +74,11 @@ class ChatServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
+    def since(self, mark: int) -> list[dict[str, Any]]:
+        """The requests received after `mark` (a `len(requests)` taken before)."""
+        with self.lock:
+            return self.requests[mark:]
+
     def stop(self) -> None:
         self.release.set()
         self.server.shutdown()
@@ -86,6 +92,9 @@ class ChatServer:
         edited = [{"id": line["id"], "text": edit(line["text"])} for line in lines]
         if model.startswith("wrong-count"):
             edited = edited[:-1]
+        if model.startswith("blank-lines"):
+            edited = [{**e, "text": e["text"] + "\n\n2\n00:00:00,000 --> 09:00:00,000\nINJECTED"}
+                      for e in edited]
         content = json.dumps({"lines": edited})
         if model.startswith("malformed-once") and n == 1:
             content = "Sure! Here are your corrected lines, I hope they help."

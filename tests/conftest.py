@@ -113,6 +113,8 @@ def settings(redis_url: str, storage_root: Path, test_models: Path,
                          piper_voice=test_models / "piper-random" / "random-voice.onnx",
                          llm_base_url=chat_server.base_url, llm_api_key=LLM_KEY,
                          llm_model="editor", llm_provider="scripted",
+                         llm_models=["malformed-once", "rate-limited-once", "slow-once",
+                                     "wrong-count", "broken", "blank-lines"],
                          llm_timeout_s=3.0, llm_max_retries=2)
 
 

@@ -38,42 +38,37 @@ def srt_file(storage_root: Path) -> Path:
     return path
 
 
-def sent_for(chat: ChatServer, model: str) -> list[dict[str, Any]]:
-    return [r for r in chat.requests if r["body"]["model"] == model]
-
-
 def test_correct_keeps_lines_and_times_and_batches_with_overlap(
         client: httpx.Client, chat_server: ChatServer, srt_file: Path) -> None:
-    model = unique("editor")
+    mark = len(chat_server.requests)
     out = run_task(client, unique("fix"), "wservice.correct_subtitles",
-                   {"subtitle_path": str(srt_file), "model": model, "batch_size": 3,
-                    "overlap_size": 2})
+                   {"subtitle_path": str(srt_file), "batch_size": 3, "overlap_size": 2})
+    requests = chat_server.since(mark)
     before = pysubs2.load(str(srt_file))
     after = pysubs2.load(out["corrected_subtitle_path"])
     assert [(e.start, e.end) for e in after] == [(e.start, e.end) for e in before]
     assert [e.plaintext for e in after] == [edit(t) for t in LINES]
-    assert out["provider_used"] == "scripted" and out["model_used"] == model
+    assert out["provider_used"] == "scripted" and out["model_used"] == "editor"
     assert out["statistics"] == {"lines": 7, "changed_lines": 7, "batches": 3, "requests": 3,
                                  "format_retries": 0, "prompt_tokens": 70,
                                  "completion_tokens": 35}
-    sent = [json.loads(r["body"]["messages"][1]["content"]) for r in sent_for(chat_server, model)]
+    sent = [json.loads(r["body"]["messages"][1]["content"]) for r in requests]
     assert [[line["id"] for line in s["lines"]] for s in sent] == [[0, 1, 2], [3, 4, 5], [6]]
     # each batch sees the two lines before it, as already corrected
     assert sent[1]["context"] == [{"id": 1, "text": edit(LINES[1])},
                                   {"id": 2, "text": edit(LINES[2])}]
-    assert all(r["headers"]["authorization"] == f"Bearer {LLM_KEY}"
-               for r in sent_for(chat_server, model))
+    assert all(r["headers"]["authorization"] == f"Bearer {LLM_KEY}" for r in requests)
 
 
 @pytest.mark.parametrize("script", ["malformed-once", "rate-limited-once", "slow-once"])
 def test_bad_answers_are_retried(client: httpx.Client, chat_server: ChatServer,
                                  srt_file: Path, script: str) -> None:
-    model = unique(script)
+    mark = len(chat_server.requests)
     out = run_task(client, unique("retry"), "wservice.correct_subtitles",
-                   {"subtitle_path": str(srt_file), "model": model, "batch_size": 10})
+                   {"subtitle_path": str(srt_file), "model": script, "batch_size": 10})
     assert [e.plaintext for e in pysubs2.load(out["corrected_subtitle_path"])] == \
         [edit(t) for t in LINES]
-    assert len(sent_for(chat_server, model)) == 2
+    assert [r["body"]["model"] for r in chat_server.since(mark)] == [script, script]
     # a malformed answer is asked again by the node; 429 and timeouts by the client
     assert out["statistics"]["format_retries"] == (1 if script == "malformed-once" else 0)
 
@@ -86,18 +81,43 @@ def test_answers_that_stay_bad_fail_the_stage(client: httpx.Client, srt_file: Pa
                                               script: str, message: str) -> None:
     task_id = unique("bad")
     r = post_task(client, task_id, "wservice.correct_subtitles",
-                  {"subtitle_path": str(srt_file), "model": unique(script)})
+                  {"subtitle_path": str(srt_file), "model": script})
     assert r.status_code == 202
     stage = wait_stage(client, task_id, "wservice.correct_subtitles")
     assert stage["status"] == "FAILED" and message in stage["error"], stage["error"]
 
 
-def test_another_provider_is_refused(client: httpx.Client, srt_file: Path) -> None:
+@pytest.mark.parametrize(("data", "message"), [
+    ({"provider": "deepseek"}, "'deepseek' is not configured"),
+    ({"model": "gpt-4o"}, "'gpt-4o' is not offered here"),  # the operator's key pays
+])
+def test_another_provider_or_model_is_refused(client: httpx.Client, chat_server: ChatServer,
+                                              srt_file: Path, data: dict[str, Any],
+                                              message: str) -> None:
     task_id = unique("prov")
+    mark = len(chat_server.requests)
     post_task(client, task_id, "wservice.correct_subtitles",
-              {"subtitle_path": str(srt_file), "provider": "deepseek"})
+              {"subtitle_path": str(srt_file), **data})
     stage = wait_stage(client, task_id, "wservice.correct_subtitles")
-    assert stage["status"] == "FAILED" and "'deepseek' is not configured" in stage["error"]
+    assert stage["status"] == "FAILED" and message in stage["error"]
+    assert chat_server.since(mark) == []  # nothing was sent
+
+
+def test_context_longer_than_the_batch_is_refused(client: httpx.Client, srt_file: Path) -> None:
+    r = post_task(client, unique("ovl"), "wservice.correct_subtitles",
+                  {"subtitle_path": str(srt_file), "batch_size": 1, "overlap_size": 50})
+    assert r.status_code == 422 and "overlap_size" in r.text
+
+
+def test_blank_lines_in_a_reply_cannot_add_cues(client: httpx.Client, chat_server: ChatServer,
+                                                storage_root: Path) -> None:
+    sneaky = storage_root / "inputs" / "sneaky.srt"
+    sneaky.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n\n")
+    out = run_task(client, unique("blank"), "wservice.correct_subtitles",
+                   {"subtitle_path": str(sneaky), "model": "blank-lines"})
+    text = Path(out["corrected_subtitle_path"]).read_text()
+    assert text.count("-->") == 1 and "\n\n2\n" not in text  # still one cue
+    assert text.startswith("1\n00:00:00,000 --> 00:00:01,000\nHello.\n2\n")
 
 
 def test_optimize_keeps_segments_and_times(client: httpx.Client, chat_server: ChatServer,
@@ -107,10 +127,9 @@ def test_optimize_keeps_segments_and_times(client: httpx.Client, chat_server: Ch
                 for i in range(12)]
     path = storage_root / "inputs" / "raw_segments.json"
     path.write_text(json.dumps({"metadata": {"language": "en"}, "segments": segments}))
-    model = unique("editor")
+    mark = len(chat_server.requests)
     out = run_task(client, unique("opt"), "wservice.ai_optimize_subtitles",
-                   {"segments_file": str(path), "model": model, "batch_size": 5,
-                    "overlap_size": 2})
+                   {"segments_file": str(path), "batch_size": 5, "overlap_size": 2})
     assert out["subtitles_count"] == 12 and out["batches_count"] == 3
     data = json.loads(Path(out["optimized_file_path"]).read_text())
     assert [(s["start"], s["end"]) for s in data["segments"]] == \
@@ -118,7 +137,7 @@ def test_optimize_keeps_segments_and_times(client: httpx.Client, chat_server: Ch
     assert [s["text"] for s in data["segments"]] == [edit(s["text"]) for s in segments]
     assert [s["original_text"] for s in data["segments"]] == [s["text"] for s in segments]
     assert data["metadata"]["language"] == "en" and out["original_file_path"] == str(path)
-    assert len(sent_for(chat_server, model)) == 3
+    assert len(chat_server.since(mark)) == 3
 
 
 def test_the_key_is_nowhere_but_the_request_header(
@@ -135,7 +154,7 @@ def test_the_key_is_nowhere_but_the_request_header(
     calls = loopback.wait_for("/cb/llm-key")
     failed = unique("keyfail")
     post_task(client, failed, "wservice.correct_subtitles",
-              {"subtitle_path": str(srt_file), "model": unique("broken")})
+              {"subtitle_path": str(srt_file), "model": "broken"})
     wait_stage(client, failed, "wservice.correct_subtitles")
     seen = [client.get(f"/v1/tasks/{t}/status").text for t in (task_id, failed)]
     seen += [c.body.decode() for c in calls] + [json.dumps(out)]

@@ -133,7 +133,11 @@ def test_bad_segments_are_refused_and_nothing_is_written(client: httpx.Client) -
     for data in ({"segments_data": [{"start": 2.0, "end": 1.0, "text": "x"}]},
                  {"segments_data": [{"start": -1, "end": 1.0}]},
                  {"segments_data": [{"start": 0, "end": 1.0}], "segments_file": "a.json"},
-                 {"segments_data": [{"start": 0, "end": 1}], "max_line_chars": 2}):
+                 {"segments_data": [{"start": 0, "end": 1}], "max_line_chars": 2},
+                 # a label that would write its own cue into the speaker SRT / ASS file
+                 {"segments_data": [{"start": 0, "end": 1, "text": "x",
+                                     "speaker": "A\n\n99\n00:00:00,000 --> 09:00:00,000"}]},
+                 {"segments_data": [{"start": 0, "end": 1, "text": "x", "speaker": "B,0,0"}]}):
         r = post_task(client, task_id, "wservice.generate_subtitle_files", data)
         assert r.status_code == 422, r.text
     r = post_task(client, task_id, "wservice.prepare_tts_segments",

@@ -77,6 +77,25 @@ def test_piper_engine(client: httpx.Client) -> None:
     assert sr == 16000 and len(audio) > 16000 * 0.5
 
 
+def test_more_text_than_time_fails_before_any_synthesis(client: httpx.Client,
+                                                        storage_root: Path) -> None:
+    """A few kilobytes must not ask for hours of speech (the attacker's probe)."""
+    cases = {"too-long": ([{"start": 0, "end": 1, "text": "word " * 600}], "at most 2000"),
+             "too-much": ([{"start": i, "end": i + 1, "text": "word " * 380} for i in range(3)],
+                          "cannot be spoken in that time"),
+             "too-late": ([{"start": 0, "end": 1e6, "text": "hi"}], "may last at most")}
+    for name, (segments, message) in cases.items():
+        path = storage_root / "inputs" / f"tts-{name}.json"
+        path.write_text(json.dumps({"segments": segments}))
+        task_id = unique("budget")
+        assert post_task(client, task_id, "indextts.generate_speech",
+                         {"segments_file": str(path)}).status_code == 202
+        stage = wait_stage(client, task_id, "indextts.generate_speech")
+        assert stage["status"] == "FAILED" and message in stage["error"], stage["error"]
+        folder = storage_root / "jobs" / task_id / "indextts.generate_speech"
+        assert not (folder / "segments").exists()  # refused before any synthesis
+
+
 def test_refused_and_failing_requests(client: httpx.Client) -> None:
     task_id = unique("ttsbad")
     for data in ({"text": "x", "voice": "../../etc/passwd"},

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from nodes import registry
-from nodes.inputs import resolve_upstream
-from reuse.errors import InputError
+from nodes.inputs import fetch_input, resolve_upstream
+from reuse.errors import InputError, TooLarge
 from reuse.models import Stage
+from reuse.settings import Settings
 from reuse.status import StageStatus
 from reuse.storage import check_local_file, confine
+from tests.loopback import LoopbackServer
 
 
 def test_confine_refuses_traversal_and_outside_paths(tmp_path: Path) -> None:
@@ -72,3 +74,16 @@ def test_missing_required_param_names_its_sources() -> None:
         resolve_upstream(spec, {}, {})
     assert "'audio_path' or 'video_path' is required" in str(err.value)
     assert "ffmpeg.extract_audio.audio_path" in str(err.value)
+
+
+def test_a_download_over_its_limit_stops_and_leaves_nothing(
+        tmp_path: Path, loopback: LoopbackServer) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (3 << 20))
+    url = loopback.serve_file("big-limit.json", big)
+    settings = Settings(storage_root=tmp_path, callback_allow_cidrs=["127.0.0.0/8"])
+    workdir = tmp_path / "jobs" / "t" / "node"
+    with pytest.raises(TooLarge, match="1048576-byte limit"):
+        fetch_input(url, workdir, settings, max_bytes=1 << 20)
+    assert list((workdir / "inputs").iterdir()) == []  # the partial file is gone
+    assert Path(fetch_input(url, workdir, settings)).stat().st_size == 3 << 20

@@ -20,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from nodes.families.segments import cue_text
 from nodes.spec import NodeParams
 from reuse.errors import InputError, ProviderError, brief
 from reuse.settings import Settings
 
+MAX_LINES = 20_000  # lines one run may send (an hour of speech is ~1,000)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 FORMAT = ('Answer with JSON only: {"lines": [{"id": <id>, "text": "<edited text>"}, ...]} '
           "with exactly the ids of `lines`, in the same order, one entry each. Keep line "
@@ -38,10 +40,19 @@ class LLMParams(NodeParams):
     provider: str | None = Field(default=None, max_length=64, description="The configured "
                                  "provider's name (REELSERVE_LLM_PROVIDER); another is refused.")
     model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}$",
-                              description="Model name the API knows; default: "
-                              "REELSERVE_LLM_MODEL.")
+                              description="REELSERVE_LLM_MODEL (the default) or one of "
+                              "REELSERVE_LLM_MODELS; another is refused.")
     system_prompt: str | None = Field(default=None, description="Replaces the node's "
                                       "instructions (the reply format is always added).")
+    batch_size: int = Field(default=20, ge=1, le=200, description="Lines per request.")
+    overlap_size: int = Field(default=3, ge=0, le=50, description="Lines before each batch "
+                              "sent again as context (at most batch_size).")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> LLMParams:
+        if self.overlap_size > self.batch_size:  # each line is sent at most twice
+            raise ValueError("overlap_size must not exceed batch_size")
+        return self
 
 
 @dataclass
@@ -72,7 +83,7 @@ def parse_reply(content: str | None, ids: list[int]) -> dict[int, str]:
         value = item.get("text")
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"line {item['id']} has no text")
-        out[item["id"]] = value.strip()
+        out[item["id"]] = cue_text(value)
     return out
 
 
@@ -90,7 +101,10 @@ class LineEditor:
                              f"this service uses {settings.llm_provider!r}")
         model = params.model or settings.llm_model
         if not model:
-            raise ProviderError("no model: set REELSERVE_LLM_MODEL or give `model`")
+            raise ProviderError("no model: set REELSERVE_LLM_MODEL")
+        allowed = [m for m in (settings.llm_model, *settings.llm_models) if m]
+        if model not in allowed:  # the operator's key pays for it: only the models it lists
+            raise InputError(f"model {brief(model)} is not offered here; use one of {allowed}")
         self.model: str = model
         import openai
 
@@ -149,6 +163,8 @@ class LineEditor:
     def edit_all(self, texts: list[str], instructions: str, batch_size: int, overlap: int,
                  progress: Callable[[float], None]) -> tuple[list[str], int]:
         """Every text edited (same count, same order) and the number of batches."""
+        if len(texts) > MAX_LINES:
+            raise InputError(f"{len(texts)} lines; at most {MAX_LINES} per run")
         edited = list(texts)
         starts = range(0, len(texts), batch_size)
         for k, start in enumerate(starts):

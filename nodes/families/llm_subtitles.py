@@ -35,16 +35,13 @@ OPTIMIZE = ("You clean up speech-recognition segments for subtitles. In each lin
 class CorrectParams(LLMParams):
     subtitle_path: str | None = Field(default=None, description="Subtitle file (SRT, WebVTT "
                                       "or ASS).")
-    batch_size: int = Field(default=20, ge=1, le=200, description="Lines per request.")
-    overlap_size: int = Field(default=3, ge=0, le=50, description="Lines before each batch "
-                              "sent as context.")
 
 
 class OptimizeParams(LLMParams):
     segments_file: str | None = Field(default=None, description="Transcription segments.")
     batch_size: int = Field(default=50, ge=1, le=200, description="Segments per request.")
     overlap_size: int = Field(default=10, ge=0, le=50, description="Segments before each "
-                              "batch sent as context.")
+                              "batch sent again as context (at most batch_size).")
 
 
 def load_subtitles(path: str, text: str, name: str) -> tuple[pysubs2.SSAFile, str]:

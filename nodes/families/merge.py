@@ -9,11 +9,15 @@ speaker keeps the speaker of the word before it (or after it, at the start).
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from nodes.families.segments import (
+    INLINE_MAX,
+    MAX_SPEAKERS,
     Segment,
     SegmentsInput,
     Turn,
@@ -32,84 +36,102 @@ POINT_S = 0.01  # a word without duration is looked up as this much around its t
 
 
 class TurnIndex:
-    """Speaker turns queried by time span with a sweep: queries in time order (segments,
-    then their words) cost O(turns + queries) in all; a query that goes back in time
-    restarts the sweep."""
+    """Speaker turns as, per speaker, sorted disjoint intervals (a speaker's overlapping
+    turns merged) with cumulative lengths, so a span's overlap with a speaker is
+    F(end) - F(start): two binary searches. All spans are looked up at once, vectorized per
+    speaker, a chunk at a time: O((spans + turns) * log(turns) * speakers), whatever order
+    or overlap the input has."""
+
+    CHUNK = 50_000
 
     def __init__(self, turns: list[Turn]) -> None:
-        self.turns = sorted(turns, key=lambda t: t.start)
-        self._reset()
+        by_speaker: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for t in turns:
+            by_speaker[t.speaker].append((t.start, t.end))
+        if len(by_speaker) > MAX_SPEAKERS:
+            raise InputError(f"{len(by_speaker)} speakers; at most {MAX_SPEAKERS}")
+        self.names = sorted(by_speaker)  # ties go to the first name
+        self.tables = [self._table(by_speaker[n]) for n in self.names]
 
-    def _reset(self) -> None:
-        self.added = 0  # turns[:added] start before the latest query's end
-        self.active: list[Turn] = []  # of those, the ones that end after its start
-        self.before: Turn | None = None  # of the others, the one that ends last
-        self.last_start = float("-inf")
+    @staticmethod
+    def _table(spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        merged: list[list[float]] = []
+        for a, b in sorted(spans):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        starts, ends = np.array(merged).T
+        return starts, ends, np.concatenate([[0.0], np.cumsum(ends - starts)])
 
-    def speaker(self, start: float, end: float) -> str | None:
-        if end - start < POINT_S:
-            mid = (start + end) / 2
-            start, end = mid - POINT_S / 2, mid + POINT_S / 2
-        if start < self.last_start:
-            self._reset()
-        self.last_start = start
-        while self.added < len(self.turns) and self.turns[self.added].start < end:
-            self.active.append(self.turns[self.added])
-            self.added += 1
-        still = []
-        for turn in self.active:
-            if turn.end > start:
-                still.append(turn)
-            elif self.before is None or turn.end > self.before.end:
-                self.before = turn
-        self.active = still
-        shares: dict[str, float] = {}
-        for turn in still:
-            share = min(end, turn.end) - max(start, turn.start)
-            if share > 0:
-                shares[turn.speaker] = shares.get(turn.speaker, 0.0) + share
-        if shares:
-            return min(shares, key=lambda spk: (-shares[spk], spk))
-        return self._nearest(start, end)
+    @staticmethod
+    def _covered(table: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
+        """How much of (-inf, x] the speaker's intervals cover."""
+        starts, ends, cum = table
+        k = np.searchsorted(starts, x, side="right")  # intervals starting at or before x
+        prev = np.maximum(k - 1, 0)
+        return np.where(k > 0, cum[prev] + np.minimum(x, ends[prev]) - starts[prev], 0.0)
 
-    def _nearest(self, start: float, end: float) -> str | None:
-        """No overlap: the closest turn before or after, if within NEAREST_S."""
-        best: tuple[float, str] | None = None  # (distance, speaker)
-        if self.added < len(self.turns):
-            after = self.turns[self.added]
-            best = (after.start - end, after.speaker)
-        if self.before is not None and (best is None or start - self.before.end < best[0]):
-            best = (start - self.before.end, self.before.speaker)
-        return best[1] if best is not None and best[0] <= NEAREST_S else None
+    @staticmethod
+    def _distance(table: tuple[np.ndarray, ...], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Gap from each span to the speaker's nearest interval (for spans it misses)."""
+        starts, ends, _ = table
+        k = np.searchsorted(starts, b, side="left")
+        after = np.where(k < len(starts), starts[np.minimum(k, len(starts) - 1)] - b, np.inf)
+        j = np.searchsorted(starts, a, side="right") - 1
+        before = np.where(j >= 0, a - ends[np.maximum(j, 0)], np.inf)
+        return np.minimum(after, before)
 
-
-def with_speaker(seg: Segment, index: TurnIndex) -> Segment:
-    """The segment (and each of its words) with the segment's speaker."""
-    spk = index.speaker(seg.start, seg.end)
-    words = [w.model_copy(update={"speaker": spk}) for w in seg.words]
-    return seg.model_copy(update={"speaker": spk, "words": words})
+    def speakers(self, spans: list[tuple[float, float]]) -> list[str | None]:
+        """The speaker of each (start, end): most overlap, else the nearest turn's speaker
+        within NEAREST_S, else None. A span shorter than POINT_S is widened to it."""
+        out: list[str | None] = [None] * len(spans)
+        if not self.names:
+            return out
+        for lo in range(0, len(spans), self.CHUNK):
+            part = np.array(spans[lo:lo + self.CHUNK], dtype=float).reshape(-1, 2)
+            a, b = part[:, 0], part[:, 1]
+            short = b - a < POINT_S
+            mid = (a + b) / 2
+            a, b = np.where(short, mid - POINT_S / 2, a), np.where(short, mid + POINT_S / 2, b)
+            shares = np.stack([self._covered(t, b) - self._covered(t, a) for t in self.tables])
+            gaps = np.stack([self._distance(t, a, b) for t in self.tables])
+            best, nearest = shares.argmax(axis=0), gaps.argmin(axis=0)
+            overlaps = shares.max(axis=0) > 1e-9
+            near = gaps.min(axis=0) <= NEAREST_S
+            for i in range(len(part)):
+                if overlaps[i]:
+                    out[lo + i] = self.names[best[i]]
+                elif near[i]:
+                    out[lo + i] = self.names[nearest[i]]
+        return out
 
 
 def assign_segments(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
     """Each segment with its speaker (its words keep their times, get the same speaker)."""
-    index = TurnIndex(turns)
-    return [with_speaker(seg, index) for seg in segments]
+    found = TurnIndex(turns).speakers([(s.start, s.end) for s in segments])
+    return [seg.model_copy(update={
+        "speaker": spk, "words": [w.model_copy(update={"speaker": spk}) for w in seg.words]})
+        for seg, spk in zip(segments, found, strict=True)]
 
 
 def split_by_word_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
     """Speakers per word; a segment is cut where its words' speaker changes. Segments
     without words are assigned whole."""
-    index = TurnIndex(turns)
+    spans: list[tuple[float, float]] = []
+    for seg in segments:  # each word's span, or the segment's when it has no words
+        spans += [(w.start, w.end) for w in seg.words] or [(seg.start, seg.end)]
+    found = iter(TurnIndex(turns).speakers(spans))
     out: list[Segment] = []
     for seg in segments:
         if not seg.words:
-            out.append(with_speaker(seg, index))
+            out.append(seg.model_copy(update={"speaker": next(found)}))
             continue
-        found = [index.speaker(w.start, w.end) for w in seg.words]
-        known = [s for s in found if s is not None]
+        speakers: list[str | None] = []
+        mine = [next(found) for _ in seg.words]
+        known = [s for s in mine if s is not None]
         previous = known[0] if known else None
-        speakers = []
-        for spk in found:  # a word without a speaker stays with its neighbours
+        for spk in mine:  # a word without a speaker stays with its neighbours
             previous = spk if spk is not None else previous
             speakers.append(previous)
         words = [w.model_copy(update={"speaker": spk})
@@ -165,7 +187,8 @@ def merge(params: MergeParams, ctx: RunContext, by_word: bool) -> dict[str, Any]
     metadata = {**{k: v for k, v in meta.items() if k != "path"},
                 "merge": "word" if by_word else "segment", "input_summary": summary}
     write_segments(out, merged, metadata)
-    return {"merged_segments": [s.record(i, words=False) for i, s in enumerate(merged)],
+    return {"merged_segments": [s.record(i, words=False)
+                                for i, s in enumerate(merged[:INLINE_MAX])],
             "merged_segments_file": str(out), "input_summary": summary}
 
 

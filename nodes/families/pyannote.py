@@ -204,7 +204,7 @@ SPECS = (
         upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),
                                  ("audio_separator.separate_vocals", "vocal_audio"))},
         required=("audio_path",), file_params=("audio_path",),
-        num_cpus=1, num_gpus=0.25, max_concurrent_runs=1,
+        num_cpus=1, num_gpus=0.1, max_concurrent_runs=1,
     ),
     NodeSpec(
         name="pyannote_audio.get_speaker_segments", family="pyannote_audio",

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pysubs2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,7 +24,13 @@ from reuse.errors import InputError, TooLarge, brief
 from reuse.storage import job_dir
 
 MAX_TEXT_FILE_BYTES = 64 * 1024**2  # a 6-hour transcript with word times is ~60 MB
-MAX_SEGMENTS = 100_000
+MAX_SEGMENTS = 100_000  # segments (or speaker turns) in one input
+MAX_SPEAKERS = 100
+INLINE_MAX = 1000  # segments a stage output lists inline; its file has all of them
+# A speaker label: no control characters (a line break would start a new cue in SRT or
+# WebVTT), no commas, braces, brackets or backslashes (ASS fields and overrides).
+LABEL = r"^[^\x00-\x1f\x7f,{}\[\]\\]{1,64}$"
+_NOT_LABEL = re.compile(r"[\x00-\x1f\x7f,{}\[\]\\]+")
 
 # Han, kana, hangul, CJK punctuation and full-width forms: text without spaces between words
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -50,15 +56,23 @@ class Timed(BaseModel):
         return self.end - self.start
 
 
+Label = Annotated[str, Field(pattern=LABEL)]
+
+
+def clean_label(value: str) -> str | None:
+    """A label from a subtitle file made safe (None when nothing is left)."""
+    return _NOT_LABEL.sub(" ", value).strip()[:64] or None
+
+
 class Word(Timed):
     word: str
     probability: float | None = None
-    speaker: str | None = None
+    speaker: Label | None = None
 
 
 class Segment(Timed):
     text: str = ""
-    speaker: str | None = None
+    speaker: Label | None = None
     words: list[Word] = Field(default_factory=list)
 
     def record(self, index: int, words: bool = True) -> dict[str, Any]:
@@ -74,7 +88,7 @@ class Segment(Timed):
 class Turn(Timed):
     """A speaker turn: from a diarization file or a caller's `speaker_segments_data`."""
 
-    speaker: str = Field(min_length=1)
+    speaker: Label
 
 
 def is_cjk(text: str) -> bool:
@@ -82,6 +96,13 @@ def is_cjk(text: str) -> bool:
     character, words are joined without spaces."""
     letters = [c for c in text if not c.isspace()]
     return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) >= 0.3 * len(letters)
+
+
+def cue_text(text: str) -> str:
+    """Text safe inside one subtitle cue: no blank rows (they end a cue in SRT/WebVTT) and
+    no `-->` (WebVTT forbids it in a cue; SRT readers take its row for a timing row)."""
+    rows = (" ".join(row.split()) for row in text.replace("-->", "->").splitlines())
+    return "\n".join(row for row in rows if row)
 
 
 def join_words(words: list[Word]) -> str:
@@ -105,7 +126,7 @@ def pseudo_words(seg: Segment) -> list[Word]:
 
 def read_text_input(value: str, ctx: RunContext) -> tuple[str, str]:
     """(local path, text) of a caller's file or URL, size-bounded."""
-    path = fetch_input(value, ctx.workdir, ctx.settings)
+    path = fetch_input(value, ctx.workdir, ctx.settings, max_bytes=MAX_TEXT_FILE_BYTES)
     if os.path.getsize(path) > MAX_TEXT_FILE_BYTES:
         raise TooLarge(f"{brief(value)} is larger than {MAX_TEXT_FILE_BYTES} bytes")
     try:
@@ -114,15 +135,21 @@ def read_text_input(value: str, ctx: RunContext) -> tuple[str, str]:
         raise InputError(f"{brief(value)} is not UTF-8 text") from exc
 
 
+def load_json(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{name} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise InputError(f"{name} is nested too deeply") from None
+
+
 def parse_segments(text: str, name: str) -> tuple[list[Segment], dict[str, Any]]:
     """Segments and metadata of a segments JSON or a subtitle file's text."""
     if not text.strip():
         return [], {}  # an empty subtitle file: no speech
     if text.lstrip().startswith(("{", "[")):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InputError(f"{name} is not valid JSON: {exc}") from exc
+        data = load_json(text, name)
         items = data.get("segments") if isinstance(data, dict) else data
         meta = data.get("metadata", {}) if isinstance(data, dict) else {}
         if not isinstance(items, list):
@@ -139,9 +166,12 @@ def parse_segments(text: str, name: str) -> tuple[list[Segment], dict[str, Any]]
         subs = pysubs2.SSAFile.from_string(text)
     except (pysubs2.exceptions.Pysubs2Error, ValueError, KeyError) as exc:
         raise InputError(f"{name} is neither segments JSON nor a subtitle file: {exc}") from exc
-    segments = [Segment(start=e.start / 1000, end=max(e.start, e.end) / 1000,
-                        text=e.plaintext.replace("\n", " ").strip(), speaker=e.name or None)
-                for e in subs if not e.is_comment]
+    events = [e for e in subs if not e.is_comment]
+    if len(events) > MAX_SEGMENTS:
+        raise TooLarge(f"{name} has more than {MAX_SEGMENTS} subtitles")
+    segments = [Segment(start=max(0, e.start) / 1000, end=max(0, e.start, e.end) / 1000,
+                        text=" ".join(e.plaintext.split()), speaker=clean_label(e.name))
+                for e in events]
     return segments, {"format": subs.format}
 
 
@@ -155,9 +185,11 @@ def read_segments(value: str, ctx: RunContext) -> tuple[list[Segment], dict[str,
 def read_turns(value: str, ctx: RunContext) -> list[Turn]:
     """Speaker turns of a diarization file (`{segments: [{start, end, speaker}]}`)."""
     _, text = read_text_input(value, ctx)
+    data = load_json(text, brief(value))
     try:
-        data = json.loads(text)
         items = data["segments"] if isinstance(data, dict) else data
+        if len(items) > MAX_SEGMENTS:
+            raise TooLarge(f"{brief(value)} has more than {MAX_SEGMENTS} turns")
         return sorted((Turn.model_validate(t) for t in items), key=lambda t: t.start)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{brief(value)} is not a diarization file: {exc}") from exc

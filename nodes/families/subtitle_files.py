@@ -23,6 +23,7 @@ from nodes.families.segments import (
     Segment,
     SegmentsInput,
     Word,
+    cue_text,
     is_cjk,
     join_words,
     pseudo_words,
@@ -46,7 +47,9 @@ class Limits:
 
 
 def wrap(text: str, width: int, cjk: bool) -> list[str]:
-    """Lines of at most `width` characters (a longer word is broken)."""
+    """Lines of at most `width` characters (a longer word is broken); the text's own line
+    breaks become spaces (a blank line would end a cue in SRT and WebVTT)."""
+    text = " ".join(cue_text(text).split())
     if cjk:
         compact = "".join(text.split()) if is_cjk(text) else text
         return [compact[i:i + width] for i in range(0, len(compact), width)] or [""]

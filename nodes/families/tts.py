@@ -31,7 +31,7 @@ from nodes.families.tts_engines import (
 )
 from nodes.inputs import fetch_input
 from nodes.spec import NodeParams, NodeSpec, RunContext
-from reuse.errors import TooLarge
+from reuse.errors import InputError, TooLarge
 from reuse.settings import Settings
 from reuse.storage import safe_name
 
@@ -39,6 +39,8 @@ Engine = Literal["espeak", "piper", "indextts2"]
 # an espeak-ng voice (`en-us+f2`) or a piper voice's file stem: a name, never a path
 Voice = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]
 MAX_SEGMENTS = 20_000
+MAX_SEGMENT_CHARS = 2000  # ~2 minutes of speech: longer text belongs in several segments
+CHARS_PER_SECOND = 40  # more text than this per second of track could never be heard
 FADE_S = 0.02
 ESPEAK_VARIANTS = ("", "+f2", "+m3", "+f4", "+m5", "+f3", "+m2", "+f1")  # one per speaker
 
@@ -187,6 +189,24 @@ def audio_length(value: Any) -> float:
     return total if math.isfinite(total) and total > 0 else 0.0
 
 
+def check_text_budget(segments: list[Segment], total: float, max_track_s: float) -> None:
+    """Bound the work before any of it: the track's length, each segment's text, and all
+    the text against the time there is to say it (fast speech is 15-20 characters a
+    second), so a small file cannot ask for hours of synthesis."""
+    longest = max([total, *(s.end for s in segments)])
+    if longest > max_track_s:  # the track is written to its end
+        raise TooLarge(f"the segments reach {longest:.0f} s; the track may last at most "
+                       f"{max_track_s:.0f} s")
+    for i, seg in enumerate(segments):
+        if len(seg.text) > MAX_SEGMENT_CHARS:
+            raise InputError(f"segment {i} has {len(seg.text)} characters; at most "
+                             f"{MAX_SEGMENT_CHARS} (regroup with wservice.prepare_tts_segments)")
+    chars = sum(len(s.text) for s in segments)
+    if chars > CHARS_PER_SECOND * longest + MAX_SEGMENT_CHARS:
+        raise InputError(f"{chars} characters for a {longest:.0f} s track: more than "
+                         f"{CHARS_PER_SECOND} a second cannot be spoken in that time")
+
+
 def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
     engines: SpeechEngines = ctx.engine
     name = params.engine or engines.default
@@ -209,10 +229,7 @@ def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
     if len(segments) > MAX_SEGMENTS:
         raise TooLarge(f"{len(segments)} segments; at most {MAX_SEGMENTS} per run")
     total = audio_length(meta.get("total_duration"))
-    longest = max([total, *(s.end for s in segments)])
-    if longest > ctx.settings.max_media_duration_s:  # the track is written to its end
-        raise TooLarge(f"the segments reach {longest:.0f} s; the track may last at most "
-                       f"{ctx.settings.max_media_duration_s:.0f} s")
+    check_text_budget(segments, total, ctx.settings.max_media_duration_s)
     track, duration, sr, report = speak_segments(segments, params, engine, request, total, ctx)
     alignment = ctx.workdir / "alignment.json"
     alignment.write_text(json.dumps({"source": source_of(meta["path"], ctx),
@@ -245,6 +262,6 @@ SPECS = (
         required=("text|segments_file",),
         file_params=("segments_file", "spk_audio_prompt", "reference_audio", "speaker_audio",
                      "emotion_reference"),
-        num_cpus=0.5, num_gpus=0.25, max_concurrent_runs=1,
+        num_cpus=0.5, num_gpus=0.2, max_concurrent_runs=1,
     ),
 )

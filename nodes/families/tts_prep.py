@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from nodes.families.segments import (
     CLAUSE_END,
+    INLINE_MAX,
     SENTENCE_END,
     Segment,
     SegmentsInput,
@@ -138,7 +139,7 @@ def prepare_tts_segments(params: PrepareTTSParams, ctx: RunContext) -> dict[str,
                       params.split_on_punctuation)
     groups = [g for g, _ in grouped]
     records = [{**g.record(i, words=False), "source_ids": src}
-               for i, (g, src) in enumerate(grouped)]
+               for i, (g, src) in enumerate(grouped[:INLINE_MAX])]
     summary = {
         "input_segments": len(segments), "input_words": sum(len(s.words) for s in segments),
         "output_segments": len(groups), "speakers": speakers_of(groups),
