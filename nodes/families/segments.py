@@ -29,7 +29,7 @@ MAX_SPEAKERS = 100
 INLINE_MAX = 1000  # segments a stage output lists inline; its file has all of them
 # A speaker label: no control characters (a line break would start a new cue in SRT or
 # WebVTT), no commas, braces, brackets or backslashes (ASS fields and overrides).
-LABEL = r"^[^\x00-\x1f\x7f,{}\[\]\\]{1,64}$"
+LABEL = r"^[^\x00-\x1f\x7f,{}\[\]\\]{1,128}$"
 _NOT_LABEL = re.compile(r"[\x00-\x1f\x7f,{}\[\]\\]+")
 
 # Han, kana, hangul, CJK punctuation and full-width forms: text without spaces between words
@@ -61,7 +61,7 @@ Label = Annotated[str, Field(pattern=LABEL)]
 
 def clean_label(value: str) -> str | None:
     """A label from a subtitle file made safe (None when nothing is left)."""
-    return _NOT_LABEL.sub(" ", value).strip()[:64] or None
+    return _NOT_LABEL.sub(" ", value).strip()[:128] or None
 
 
 class Word(Timed):
