@@ -140,6 +140,12 @@ def request_for(params: SpeechParams, engine: SpeechEngine, ctx: RunContext) -> 
                          max_text_tokens_per_segment=params.max_text_tokens_per_segment)
 
 
+def write_silence(track: sf.SoundFile, samples: int, sr: int) -> None:
+    """Silence a minute at a time (a long gap is not held in memory at once)."""
+    for lo in range(0, samples, sr * 60):
+        track.write(np.zeros(min(sr * 60, samples - lo), np.float32))
+
+
 def speak_segments(segments: list[Segment], params: SpeechParams, engine: SpeechEngine,
                    request: SpeechRequest, total: float, ctx: RunContext
                    ) -> tuple[str, float, int, list[dict[str, Any]]]:
@@ -159,11 +165,13 @@ def speak_segments(segments: list[Segment], params: SpeechParams, engine: Speech
                                  subtype="PCM_16")
         file = folder / f"segment_{i:04d}.wav"
         sf.write(file, audio, rate)
+        if rate != sr:  # voices of one engine may differ in rate: the track keeps the first
+            audio = librosa.resample(audio, orig_sr=rate, target_sr=sr)
         start = max(round(seg.start * sr), cursor)
         following = segments[i + 1].start if i + 1 < len(segments) else seg.end
         window = max(0.0, min(seg.end, following) - start / sr)
         fitted, how, speed = fit(audio, sr, window, params.max_speed)
-        track.write(np.zeros(start - cursor, np.float32))
+        write_silence(track, start - cursor, sr)
         track.write(fitted)
         cursor = start + len(fitted)
         report.append({**seg.record(i, words=False), "voice": voice, "file": str(file),
@@ -174,8 +182,7 @@ def speak_segments(segments: list[Segment], params: SpeechParams, engine: Speech
         sr = 16000
         track = sf.SoundFile(track_path, "w", samplerate=sr, channels=1, subtype="PCM_16")
     end = max(cursor, round(total * sr))
-    for lo in range(cursor, end, sr * 60):  # trailing silence a minute at a time
-        track.write(np.zeros(min(sr * 60, end - lo), np.float32))
+    write_silence(track, end - cursor, sr)
     track.close()
     return str(track_path), end / sr, sr, report
 
