@@ -74,6 +74,13 @@ if ! ray status --address "127.0.0.1:${RAY_PORT}" >/dev/null 2>&1; then
   wait $!
   ps -o sid= -p "$(pgrep -f -n "gcs_server.*--gcs_server_port=${RAY_PORT}")" | tr -d ' ' \
     > "$RUN_DIR/ray.sid"
+else
+  # settings are read from the environment Ray's processes started with: this shell's
+  # REELSERVE_* / REDIS_URL do not reach a Ray that is already running
+  if env | grep -q '^REELSERVE_\|^REDIS_URL='; then
+    echo "note: Ray was already running on port ${RAY_PORT}; its replicas keep the settings" \
+      "they started with. To apply this shell's REELSERVE_* / REDIS_URL: make stop; make run" >&2
+  fi
 fi
 serve deploy serve_config.yaml --address "http://127.0.0.1:${DASHBOARD_PORT}" >/dev/null
 python scripts/wait_ready.py "http://${API_HOST}:${API_PORT}/readyz" 300

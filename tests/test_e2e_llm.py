@@ -185,3 +185,21 @@ async def test_without_a_provider_the_node_fails_clearly(redis_url: str,
     stage = await store.read_stage("noprov", spec.name)
     assert stage is not None and "no LLM provider is configured" in (stage.error or "")
     await store.close()
+
+
+def test_cleaned_text_flows_into_the_subtitles(client: httpx.Client,
+                                               storage_root: Path) -> None:
+    """ai_optimize -> merge_speaker_segments -> generate_subtitle_files on one task: the
+    subtitles carry the LLM's text (the newcomer's walk-through lost it)."""
+    path = storage_root / "inputs" / "raw_for_subs.json"
+    path.write_text(json.dumps({"segments": [
+        {"start": 0.0, "end": 1.5, "text": "hello there"},
+        {"start": 2.0, "end": 3.5, "text": "how are you"}]}))
+    task_id = unique("clean")
+    run_task(client, task_id, "wservice.ai_optimize_subtitles", {"segments_file": str(path)})
+    merged = run_task(client, task_id, "wservice.merge_speaker_segments",
+                      {"speaker_segments_data": [{"start": 0, "end": 4, "speaker": "A"}]})
+    assert merged["input_summary"]["segments_source"] == "wservice.ai_optimize_subtitles"
+    subs = run_task(client, task_id, "wservice.generate_subtitle_files", {})
+    assert [e.plaintext for e in pysubs2.load(subs["subtitle_path"])] == \
+        ["Hello there.", "How are you."]

@@ -200,10 +200,7 @@ def merge_with_word_timestamps(params: MergeParams, ctx: RunContext) -> dict[str
     return merge(params, ctx, by_word=True)
 
 
-_UPSTREAM: dict[str, tuple[Source, ...]] = {
-    "segments_file": (("faster_whisper.transcribe_audio", "segments_file"),),
-    "diarization_file": (("pyannote_audio.diarize_speakers", "diarization_file"),),
-}
+_TURNS: tuple[Source, ...] = (("pyannote_audio.diarize_speakers", "diarization_file"),)
 _OUTPUTS = ("merged_segments", "merged_segments_file", "input_summary")
 
 SPECS = (
@@ -211,7 +208,11 @@ SPECS = (
         name="wservice.merge_speaker_segments", family="wservice",
         summary="Speakers for transcription segments, by overlap with the speaker turns.",
         params=MergeParams, run=merge_speaker_segments,
-        reuse_keys=("merged_segments_file",), outputs=_OUTPUTS, upstream=_UPSTREAM,
+        reuse_keys=("merged_segments_file",), outputs=_OUTPUTS,
+        # the LLM-cleaned text when the job has it (it has no word times: segment level)
+        upstream={"segments_file": (("wservice.ai_optimize_subtitles", "optimized_file_path"),
+                                    ("faster_whisper.transcribe_audio", "segments_file")),
+                  "diarization_file": _TURNS},
         required=("segments_data|segments_file", "speaker_segments_data|diarization_file"),
         file_params=("segments_file", "diarization_file"), num_cpus=0.1,
     ),
@@ -219,7 +220,9 @@ SPECS = (
         name="wservice.merge_with_word_timestamps", family="wservice",
         summary="Speakers per word; segments are split where the speaker changes.",
         params=MergeParams, run=merge_with_word_timestamps,
-        reuse_keys=("merged_segments_file",), outputs=_OUTPUTS, upstream=_UPSTREAM,
+        reuse_keys=("merged_segments_file",), outputs=_OUTPUTS,
+        upstream={"segments_file": (("faster_whisper.transcribe_audio", "segments_file"),),
+                  "diarization_file": _TURNS},
         required=("segments_data|segments_file", "speaker_segments_data|diarization_file"),
         file_params=("segments_file", "diarization_file"), num_cpus=0.1,
     ),
