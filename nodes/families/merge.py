@@ -3,7 +3,8 @@
 A segment (or a word) gets the speaker whose turns overlap it most; with no overlapping
 turn, the nearest turn's speaker if it is within NEAREST_S, else none (`speaker: null`).
 At word level a segment is split wherever its words' speaker changes; a word with no
-speaker keeps the speaker of the word before it (or after it, at the start).
+speaker keeps the speaker of the word before it (or after it, at the start), and a change
+that lasts less than MIN_RUN_S is given to the longer neighbouring run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nodes.families.segments import (
     Segment,
     SegmentsInput,
     Turn,
+    Word,
     join_words,
     read_turns,
     segments_input,
@@ -33,6 +35,7 @@ from reuse.errors import InputError
 
 NEAREST_S = 1.0  # a segment between turns takes the nearest speaker up to this far away
 POINT_S = 0.01  # a word without duration is looked up as this much around its time
+MIN_RUN_S = 0.5  # a shorter change of speaker inside a segment is not believed
 
 
 class TurnIndex:
@@ -115,6 +118,35 @@ def assign_segments(segments: list[Segment], turns: list[Turn]) -> list[Segment]
         for seg, spk in zip(segments, found, strict=True)]
 
 
+Run = list[tuple[Word, str | None]]  # consecutive words and the speaker they got
+
+
+def smooth(runs: list[Run]) -> list[Run]:
+    """A speaker change that lasts less than MIN_RUN_S inside a segment is taken for the
+    diarization's boundary jitter (its turns are resolved to a few tenths of a second):
+    the shortest such run joins the longer of its neighbours, until none is left."""
+    def length(run: Run) -> float:
+        return run[-1][0].end - run[0][0].start
+
+    runs = [list(r) for r in runs]
+    while len(runs) > 1:
+        k = min(range(len(runs)), key=lambda i: length(runs[i]))
+        if length(runs[k]) >= MIN_RUN_S:
+            break
+        near = [i for i in (k - 1, k + 1) if 0 <= i < len(runs)]
+        into = max(near, key=lambda i: length(runs[i]))
+        spk = runs[into][0][1]
+        moved = [(w, spk) for w, _ in runs.pop(k)]
+        if into < k:
+            runs[into] += moved
+        else:
+            runs[into - 1] = moved + runs[into - 1]
+        # neighbours that now share a speaker become one run
+        runs = [[p for _, group in grp for p in group] for _, grp in itertools.groupby(
+            ((r[0][1], r) for r in runs), key=lambda x: x[0])]
+    return runs
+
+
 def split_by_word_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
     """Speakers per word; a segment is cut where its words' speaker changes. Segments
     without words are assigned whole."""
@@ -134,17 +166,18 @@ def split_by_word_speaker(segments: list[Segment], turns: list[Turn]) -> list[Se
         for spk in mine:  # a word without a speaker stays with its neighbours
             previous = spk if spk is not None else previous
             speakers.append(previous)
-        words = [w.model_copy(update={"speaker": spk})
-                 for w, spk in zip(seg.words, speakers, strict=True)]
-        runs = [list(run) for _, run in itertools.groupby(words, key=lambda w: w.speaker)]
-        if len(runs) == 1:
-            out.append(seg.model_copy(update={"speaker": runs[0][0].speaker, "words": words}))
+        runs = smooth([list(run) for _, run in itertools.groupby(
+            zip(seg.words, speakers, strict=True), key=lambda pair: pair[1])])
+        pieces = [[w.model_copy(update={"speaker": spk}) for w, spk in run] for run in runs]
+        if len(pieces) == 1:
+            out.append(seg.model_copy(update={"speaker": pieces[0][0].speaker,
+                                              "words": pieces[0]}))
             continue
-        for k, run in enumerate(runs):
+        for k, piece in enumerate(pieces):
             out.append(Segment(
-                start=seg.start if k == 0 else run[0].start,
-                end=seg.end if k == len(runs) - 1 else max(run[-1].end, run[0].start),
-                text=join_words(run), speaker=run[0].speaker, words=run))
+                start=seg.start if k == 0 else piece[0].start,
+                end=seg.end if k == len(pieces) - 1 else max(piece[-1].end, piece[0].start),
+                text=join_words(piece), speaker=piece[0].speaker, words=piece))
     return out
 
 
