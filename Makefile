@@ -25,12 +25,14 @@ $(VENV)/.installed-full: $(VENV)/.installed
 	touch $@
 
 # Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the
-# fallback) and haproxy (ray[serve] bundles one; this is the fallback). Root + apt only.
+# fallback), haproxy (ray[serve] bundles one; this is the fallback) and a CJK font (the OCR
+# tests burn Chinese subtitles; else set REELSERVE_TEST_CJK_FONT). Root + apt only.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	  command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing with apt-get"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
