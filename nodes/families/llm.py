@@ -116,7 +116,10 @@ class LineEditor:
         self.provider = settings.llm_provider
         self.usage = Usage()
 
-    def close(self) -> None:
+    def __enter__(self) -> LineEditor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.client.close()
 
     def _ask(self, messages: list[dict[str, str]]) -> str | None:
@@ -160,9 +163,9 @@ class LineEditor:
                               f"{FORMAT}"}]
         raise AssertionError("unreachable")
 
-    def edit_all(self, texts: list[str], instructions: str, batch_size: int, overlap: int,
-                 progress: Callable[[float], None]) -> tuple[list[str], int]:
-        """Every text edited (same count, same order) and the number of batches."""
+    def edit_lines(self, texts: list[str], instructions: str, batch_size: int, overlap: int,
+                   progress: Callable[[float], None]) -> tuple[list[str], dict[str, Any]]:
+        """Every text edited (same count, same order), and the run's statistics."""
         if len(texts) > MAX_LINES:
             raise InputError(f"{len(texts)} lines; at most {MAX_LINES} per run")
         edited = list(texts)
@@ -175,11 +178,9 @@ class LineEditor:
             for i, text in self.edit_batch(instructions, context, lines).items():
                 edited[i] = text
             progress((k + 1) / len(starts))
-        return edited, len(starts)
-
-    def statistics(self, before: list[str], after: list[str], batches: int) -> dict[str, Any]:
-        return {"lines": len(before), "changed_lines": sum(
-            a != b for a, b in zip(before, after, strict=True)), "batches": batches,
+        stats = {"lines": len(texts), "changed_lines": sum(
+            a != b for a, b in zip(texts, edited, strict=True)), "batches": len(starts),
             "requests": self.usage.requests, "format_retries": self.usage.format_retries,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens}
+        return edited, stats

@@ -61,15 +61,10 @@ def correct_subtitles(params: CorrectParams, ctx: RunContext) -> dict[str, Any]:
     path, text = read_text_input(params.subtitle_path, ctx)
     subs, fmt = load_subtitles(path, text, params.subtitle_path)
     events = [e for e in subs if not e.is_comment]
-    editor = LineEditor(ctx.settings, params)
-    try:
-        before = [e.plaintext for e in events]
-        after, batches = editor.edit_all(before, params.system_prompt or CORRECT,
-                                         params.batch_size, params.overlap_size,
-                                         ctx.report_progress)
-        stats = editor.statistics(before, after, batches)
-    finally:
-        editor.close()
+    with LineEditor(ctx.settings, params) as editor:
+        after, stats = editor.edit_lines([e.plaintext for e in events],
+                                         params.system_prompt or CORRECT, params.batch_size,
+                                         params.overlap_size, ctx.report_progress)
     for event, new in zip(events, after, strict=True):
         event.plaintext = new
     out = ctx.workdir / f"{Path(path).stem}.corrected.{fmt}"
@@ -82,15 +77,10 @@ def correct_subtitles(params: CorrectParams, ctx: RunContext) -> dict[str, Any]:
 def ai_optimize_subtitles(params: OptimizeParams, ctx: RunContext) -> dict[str, Any]:
     assert params.segments_file
     segments, meta = read_segments(params.segments_file, ctx)
-    editor = LineEditor(ctx.settings, params)
-    try:
-        before = [s.text for s in segments]
-        after, batches = editor.edit_all(before, params.system_prompt or OPTIMIZE,
-                                         params.batch_size, params.overlap_size,
-                                         ctx.report_progress)
-        stats = editor.statistics(before, after, batches)
-    finally:
-        editor.close()
+    with LineEditor(ctx.settings, params) as editor:
+        after, stats = editor.edit_lines([s.text for s in segments],
+                                         params.system_prompt or OPTIMIZE, params.batch_size,
+                                         params.overlap_size, ctx.report_progress)
     records = [{**seg.model_copy(update={"text": new, "words": []}).record(i, words=False),
                 "original_text": seg.text}
                for i, (seg, new) in enumerate(zip(segments, after, strict=True))]
@@ -102,7 +92,7 @@ def ai_optimize_subtitles(params: OptimizeParams, ctx: RunContext) -> dict[str, 
                               ensure_ascii=False, indent=2))
     return {"optimized_file_path": str(out), "original_file_path": meta["path"],
             "provider_used": editor.provider, "model_used": editor.model,
-            "subtitles_count": len(records), "batches_count": batches, "statistics": stats}
+            "subtitles_count": len(records), "batches_count": stats["batches"], "statistics": stats}
 
 
 SPECS = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -122,6 +123,21 @@ def pseudo_words(seg: Segment) -> list[Word]:
         words.append(Word(word=token, start=t, end=min(end, seg.end)))
         t = end
     return words
+
+
+def pieces_of(pieces: list[list[Word]], speaker: str | None) -> list[Segment]:
+    """Words cut into pieces, as segments: a piece spans its words (the cutters check
+    their limits on the words' times)."""
+    return [Segment(start=words[0].start, end=max(words[0].start, words[-1].end),
+                    text=join_words(words), speaker=speaker, words=words) for words in pieces]
+
+
+def cut_like_words(seg: Segment,
+                   cut: Callable[[Segment], list[Segment]]) -> list[Segment]:
+    """A segment without word timestamps cut by a word cutter: over `pseudo_words`,
+    whose time is shared by character count; the pieces carry no words."""
+    pieces = cut(seg.model_copy(update={"words": pseudo_words(seg)}))
+    return [p.model_copy(update={"words": []}) for p in pieces]
 
 
 def read_text_input(value: str, ctx: RunContext) -> tuple[str, str]:

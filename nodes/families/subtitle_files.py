@@ -24,9 +24,10 @@ from nodes.families.segments import (
     SegmentsInput,
     Word,
     cue_text,
+    cut_like_words,
     is_cjk,
     join_words,
-    pseudo_words,
+    pieces_of,
     read_turns,
     segments_input,
     source_of,
@@ -69,16 +70,7 @@ def split_words(seg: Segment, limits: Limits, cjk: bool) -> list[Segment]:
                         or word.end - current[0].start > limits.max_duration):
             pieces.append([])
         pieces[-1].append(word)
-    # a cut piece spans its words (the limits were checked on the words' times)
-    return [Segment(start=words[0].start, end=max(words[0].start, words[-1].end),
-                    text=join_words(words), speaker=seg.speaker, words=words)
-            for words in pieces]
-
-
-def split_text(seg: Segment, limits: Limits, cjk: bool) -> list[Segment]:
-    """Without words: cut like words whose time is shared by character count."""
-    pieces = split_words(seg.model_copy(update={"words": pseudo_words(seg)}), limits, cjk)
-    return [p.model_copy(update={"words": []}) for p in pieces]
+    return pieces_of(pieces, seg.speaker)
 
 
 def build_cues(segments: list[Segment], limits: Limits, cjk: bool) -> list[Segment]:
@@ -92,7 +84,7 @@ def build_cues(segments: list[Segment], limits: Limits, cjk: bool) -> list[Segme
         elif seg.words:
             cues += split_words(seg, limits, cjk)
         else:
-            cues += split_text(seg, limits, cjk)
+            cues += cut_like_words(seg, lambda s: split_words(s, limits, cjk))
     # a cue shorter than min_duration is held longer where the next cue leaves room
     for i, cue in enumerate(cues):
         if cue.duration < limits.min_duration:

@@ -45,19 +45,11 @@ FADE_S = 0.02
 ESPEAK_VARIANTS = ("", "+f2", "+m3", "+f4", "+m5", "+f3", "+m2", "+f1")  # one per speaker
 
 
-class SpeechEngines:
-    def __init__(self, settings: Settings, device: str) -> None:
-        self.settings, self.device = settings, device
-        self.default = default_engine(settings)
-        self.engines = EngineCache(lambda name: load_engine(name, settings, device))
-        self.engines.get(self.default)
-
-    def describe(self) -> dict[str, Any]:
-        return {"default": self.default, **self.engines.describe()}
-
-
-def load(settings: Settings, device: str) -> SpeechEngines:
-    return SpeechEngines(settings, device)
+def load(settings: Settings, device: str) -> EngineCache:
+    """The replica's engines: the default loaded at start, others on first use."""
+    engines = EngineCache(lambda name: load_engine(name, settings, device))
+    engines.get(default_engine(settings))
+    return engines
 
 
 class SpeechParams(NodeParams):
@@ -215,9 +207,9 @@ def check_text_budget(segments: list[Segment], total: float, max_track_s: float)
 
 
 def generate_speech(params: SpeechParams, ctx: RunContext) -> dict[str, Any]:
-    engines: SpeechEngines = ctx.engine
-    name = params.engine or engines.default
-    engine: SpeechEngine = engines.engines.get(name)
+    engines: EngineCache = ctx.engine
+    name = params.engine or default_engine(ctx.settings)
+    engine: SpeechEngine = engines.get(name)
     request = request_for(params, engine, ctx)
     started = time.monotonic()
     common = {"engine": name, "voice_cloning": request.spk_audio_prompt is not None}

@@ -26,9 +26,9 @@ from nodes.families.segments import (
     Segment,
     SegmentsInput,
     Word,
+    cut_like_words,
     is_cjk,
-    join_words,
-    pseudo_words,
+    pieces_of,
     segments_input,
     source_of,
     speakers_of,
@@ -51,17 +51,7 @@ def cut_words(seg: Segment, max_duration: float, min_duration: float) -> list[Se
             else:
                 pieces.append([])
         pieces[-1].append(word)
-    # a cut piece spans its words (the limits were checked on the words' times)
-    return [Segment(start=words[0].start, end=max(words[0].start, words[-1].end),
-                    text=join_words(words), speaker=seg.speaker, words=words)
-            for words in pieces]
-
-
-def cut_text(seg: Segment, max_duration: float, min_duration: float) -> list[Segment]:
-    """Without words: cut like words whose time is shared by character count."""
-    pieces = cut_words(seg.model_copy(update={"words": pseudo_words(seg)}), max_duration,
-                       min_duration)
-    return [p.model_copy(update={"words": []}) for p in pieces]
+    return pieces_of(pieces, seg.speaker)
 
 
 def join(group: list[Segment]) -> Segment:
@@ -84,7 +74,7 @@ def regroup(segments: list[Segment], min_duration: float, max_duration: float,
         elif seg.words:
             parts = cut_words(seg, max_duration, min_duration)
         else:
-            parts = cut_text(seg, max_duration, min_duration)
+            parts = cut_like_words(seg, lambda s: cut_words(s, max_duration, min_duration))
         pieces += [(p, i) for p in parts]
 
     def joinable(a: list[Segment], b: list[Segment]) -> bool:
