@@ -18,7 +18,7 @@ from reuse.errors import AddressRefused, InputError, TooLarge
 from reuse.models import Stage
 from reuse.settings import Settings
 from reuse.status import StageStatus
-from reuse.storage import check_local_file, safe_name
+from reuse.storage import check_local_dir, check_local_file, safe_name
 
 
 def is_url(value: str) -> bool:
@@ -58,7 +58,8 @@ def resolve_upstream(
 
 
 def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> None:
-    """Request-time check: local inputs exist under the root; URLs are http(s)."""
+    """Request-time check: local inputs exist under the root (folders for `dir_params`);
+    URLs are http(s)."""
     for name in spec.file_params:
         value = params.get(name)
         if is_empty(value):
@@ -72,6 +73,10 @@ def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings
                 raise AddressRefused(f"'{name}': {exc}") from exc
         else:
             params[name] = check_local_file(value, settings.storage_root)
+    for name in spec.dir_params:
+        value = params.get(name)
+        if not is_empty(value):
+            params[name] = check_local_dir(value, settings.storage_root)
 
 
 def fetch_input(value: str, workdir: Path, settings: Settings,

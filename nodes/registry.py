@@ -8,6 +8,9 @@ from nodes.families import (
     ffmpeg_split,
     llm_subtitles,
     merge,
+    ocr_area,
+    ocr_cues,
+    ocr_stitch,
     pyannote,
     separation,
     subtitle_files,
@@ -28,6 +31,9 @@ NODES: tuple[NodeSpec, ...] = (
     *merge.SPECS,
     *tts_prep.SPECS,
     *tts.SPECS,
+    *ocr_area.SPECS,
+    *ocr_stitch.SPECS,
+    *ocr_cues.SPECS,
 )
 
 BY_NAME: dict[str, NodeSpec] = {spec.name: spec for spec in NODES}

@@ -61,6 +61,7 @@ class NodeSpec:
     upstream: dict[str, tuple[Source, ...]] = field(default_factory=dict)
     required: tuple[str, ...] = ()  # set after upstream resolution; "a|b": one of them
     file_params: tuple[str, ...] = ()  # params that name an input file or URL
+    dir_params: tuple[str, ...] = ()  # params that name a local folder (never a URL)
     load: Callable[[Settings, str], Any] | None = None  # (settings, device): once per replica
     num_cpus: float = 0.25
     num_gpus: float = 0.0

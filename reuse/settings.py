@@ -139,6 +139,15 @@ class Settings(BaseSettings):
         default=None, description="IndexTTS2 checkpoint folder (config.yaml + weights); needs "
         "the `indextts` package.")
 
+    # Text reading of burned-in subtitles (see README "Engines")
+    ocr_engine: Literal["rapidocr", "paddleocr"] | None = Field(
+        default=None, description="Default OCR engine; default: paddleocr when "
+        "paddleocr_model_dir is set, else rapidocr.")
+    paddleocr_model_dir: Path | None = Field(
+        default=None, description="PaddleOCR model folder with `det/` and `rec/` inference "
+        "models (`scripts/paddleocr_models.py` makes one offline); needs the `.[paddle]` "
+        "extra.")
+
     @model_validator(mode="after")
     def _windows(self) -> Settings:
         # a delivery is taken for callback_inflight_s; a try may last callback_timeout_s

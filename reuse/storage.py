@@ -87,6 +87,13 @@ def check_local_file(value: object, root: Path) -> str:
     return str(path)
 
 
+def check_local_dir(value: object, root: Path) -> str:
+    path = confine(value, root)
+    if not os.path.isdir(path):
+        raise InputError(f"{brief(value)} is not a folder under the storage root")
+    return str(path)
+
+
 def artifact_paths(stage: Stage | None, reuse_keys: Sequence[str]) -> list[str]:
     """The files/folders behind a SUCCESS stage's reuse keys (absolute paths only)."""
     if stage is None or stage.status is not StageStatus.SUCCESS:

@@ -55,8 +55,15 @@ def cjk_font() -> Path:
                        "or set REELSERVE_TEST_CJK_FONT to a .ttf/.ttc with Chinese glyphs")
 
 
+CREDITS = ("Directed by Lin Mei", "导演 林梅", "Music by Zhou Kai", "音乐 周凯",
+           "Edited by Anna Berg", "剪辑 安娜", "Produced by Reel Studio", "出品 影视工作室")
+
+
 def draw_frame(index: int, size: tuple[int, int], cue: Cue | None,
-               font: ImageFont.FreeTypeFont, logo_font: ImageFont.FreeTypeFont) -> np.ndarray:
+               font: ImageFont.FreeTypeFont, logo_font: ImageFont.FreeTypeFont,
+               watermark: bool = False, credits_at: int | None = None) -> np.ndarray:
+    """One frame: background, logo, the cue's lines; optionally a watermark at subtitle
+    height in the bottom-right corner, and credits scrolled up by `credits_at` frames."""
     w, h = size
     x = np.linspace(0, 1, w)[None, :]
     y = np.linspace(0, 1, h)[:, None]
@@ -68,6 +75,16 @@ def draw_frame(index: int, size: tuple[int, int], cue: Cue | None,
     draw = ImageDraw.Draw(img)
     draw.text((12, 10), "REEL TV", font=logo_font, fill=(250, 220, 60),
               stroke_width=2, stroke_fill=(0, 0, 0))
+    if watermark:
+        draw.text((w - 96, h - 64), "© REEL", font=logo_font, fill=(220, 220, 220),
+                  stroke_width=1, stroke_fill=(0, 0, 0))
+    if credits_at is not None:  # lines 60 px apart moving up 6 px a frame, from below
+        for k, line in enumerate(CREDITS):
+            top = h + 60 * k - 6 * credits_at
+            if -40 < top < h:
+                width = draw.textlength(line, font=font)
+                draw.text(((w - width) / 2, top), line, font=font, fill=(255, 255, 255),
+                          stroke_width=3, stroke_fill=(0, 0, 0))
     if cue is not None:
         lines = cue.text.split("\n")
         line_h = font.size + 10

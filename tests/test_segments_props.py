@@ -20,8 +20,8 @@ from nodes.families.merge import (
     assign_segments,
     split_by_word_speaker,
 )
-from nodes.families.segments import Segment, Turn, Word, join_words
-from nodes.families.subtitle_files import Limits, build_cues, save, wrap
+from nodes.families.segments import Segment, Turn, Word, join_words, save_subtitles
+from nodes.families.subtitle_files import Limits, build_cues, wrap
 from nodes.families.tts_prep import regroup
 
 SPEAKERS = ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")
@@ -197,7 +197,7 @@ def test_subtitle_files_parse_back_to_the_cues(data: st.DataObject) -> None:
     cues = build_cues(segments, Limits(42, 2, 7.0, 0.8), False)
     folder = Path(tempfile.mkdtemp(prefix="subs-"))
     for fmt in ("srt", "vtt", "ass"):
-        path = save(cues, str(folder / f"s.{fmt}"), fmt)
+        path = save_subtitles(cues, str(folder / f"s.{fmt}"), fmt)
         back = [e for e in pysubs2.load(path, format_=fmt) if not e.is_comment]
         assert len(back) == len(cues)
         for event, cue in zip(back, cues, strict=True):

@@ -254,5 +254,18 @@ def write_segments(path: Path, segments: list[Segment], metadata: dict[str, Any]
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def save_subtitles(cues: list[Segment], path: str, fmt: str, with_speaker: bool = False) -> str:
+    """A subtitle file (srt, vtt, ass) of the cues, written by pysubs2; an ASS line's Name
+    is its speaker."""
+    subs = pysubs2.SSAFile()
+    for cue in cues:
+        text = cue.text if not (with_speaker and cue.speaker) else f"[{cue.speaker}] {cue.text}"
+        subs.append(pysubs2.SSAEvent(start=pysubs2.make_time(s=cue.start),
+                                     end=pysubs2.make_time(s=cue.end),
+                                     text=text, name=cue.speaker or ""))
+    subs.save(path, format_=fmt)
+    return path
+
+
 def speakers_of(segments: list[Segment]) -> list[str]:
     return sorted({s.speaker for s in segments if s.speaker})

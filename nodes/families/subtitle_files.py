@@ -15,7 +15,6 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-import pysubs2
 from pydantic import Field
 
 from nodes.families.merge import assign_segments
@@ -29,6 +28,7 @@ from nodes.families.segments import (
     join_words,
     pieces_of,
     read_turns,
+    save_subtitles,
     segments_input,
     source_of,
     speakers_of,
@@ -112,17 +112,6 @@ class SubtitleParams(SegmentsInput):
                                 "cue leaves room.")
 
 
-def save(cues: list[Segment], path: str, fmt: str, with_speaker: bool = False) -> str:
-    subs = pysubs2.SSAFile()
-    for cue in cues:
-        text = cue.text if not (with_speaker and cue.speaker) else f"[{cue.speaker}] {cue.text}"
-        subs.append(pysubs2.SSAEvent(start=pysubs2.make_time(s=cue.start),
-                                     end=pysubs2.make_time(s=cue.end),
-                                     text=text, name=cue.speaker or ""))
-    subs.save(path, format_=fmt)
-    return path
-
-
 def generate_subtitle_files(params: SubtitleParams, ctx: RunContext) -> dict[str, Any]:
     segments, meta = segments_input(params, ctx)
     if params.diarization_file and any(s.speaker is None for s in segments):
@@ -138,14 +127,15 @@ def generate_subtitle_files(params: SubtitleParams, ctx: RunContext) -> dict[str
             for c in build_cues(segments, limits, cjk)]
     base = str(ctx.workdir / safe_name(params.output_filename, "subtitles"))
     files: dict[str, str | None] = {
-        "basic": save(cues, base + ".srt", "srt"),
-        "vtt": save(cues, base + ".vtt", "vtt"),
-        "ass": save(cues, base + ".ass", "ass"),
+        "basic": save_subtitles(cues, base + ".srt", "srt"),
+        "vtt": save_subtitles(cues, base + ".vtt", "vtt"),
+        "ass": save_subtitles(cues, base + ".ass", "ass"),
         "with_speakers": None, "word_timestamps": None,
     }
     speakers = speakers_of(cues)
     if speakers:
-        files["with_speakers"] = save(cues, base + ".speakers.srt", "srt", with_speaker=True)
+        files["with_speakers"] = save_subtitles(cues, base + ".speakers.srt", "srt",
+                                                with_speaker=True)
     if any(s.words for s in segments):
         files["word_timestamps"] = words_path = base + ".words.json"
         words = {"segments": [s.record(i) for i, s in enumerate(segments)]}

@@ -1,0 +1,259 @@
+"""paddleocr.detect_subtitle_area: the band where burned-in subtitles sit, from keyframes.
+
+Text is read on up to `sample_count` keyframes, evenly spread. Then:
+1. Boxes with fewer than `min_text_len` letters or digits are dropped.
+2. *Static* text (a logo, a watermark, a channel name) is text that stays in one place
+   with the same words across at least half of the sampled frames: it is set aside.
+3. The remaining boxes are grouped into *rows* by their vertical centre (within a tenth of
+   the text height), densest first. The subtitle row is the one seen on the most frames:
+   subtitles are the text that keeps coming back to the same height, while scrolling
+   credits and signs move or appear once.
+4. Rows directly above or below join the band as its other lines (two-line cues) when
+   they are shown together with it on at least two frames and on half of their own
+   frames. Rows whose centre lies inside the band are the same line; they count as its
+   frames but do not move it.
+5. The band spans its lines' boxes plus `y_padding`, across the frame's width, narrowed
+   to leave out static text beside it (a corner watermark at subtitle height).
+
+`confidence` is the share of frames with (non-static) text that show text on the band's
+lines, scaled down when fewer than three frames do. With no text at all, the band is the
+lower 30 % of the frame with confidence 0, so the chain still runs and finds no cues.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from nodes.engines import EngineCache
+from nodes.families.images import image_files, read_rgb
+from nodes.families.ocr_engines import (
+    EngineName,
+    OcrEngine,
+    TextBox,
+    default_engine,
+    load_engine,
+)
+from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.errors import InputError
+from reuse.settings import Settings
+
+PLACE_TOL = 0.03  # of the frame's width / height: the same place on two frames
+STATIC_SPAN = 0.5  # share of the sampled frames a static text spans
+STATIC_TEXT_SHARE = 0.6  # share of a place's boxes that read the same
+ROW_TOL = 0.1  # of the text height: boxes whose centres are this close share a row
+MIN_FRAMES = 3  # fewer frames with subtitle text scale the confidence down
+FALLBACK_TOP = 0.7  # no text found: the lower 30 % of the frame
+
+
+def load(settings: Settings, device: str) -> EngineCache:
+    engines = EngineCache(lambda name: load_engine(name, settings, device))
+    engines.get(default_engine(settings))
+    return engines
+
+
+def norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+@dataclass
+class Row:
+    boxes: list[tuple[int, TextBox]]  # (sample, box)
+
+    @property
+    def frames(self) -> set[int]:
+        return {i for i, _ in self.boxes}
+
+    @property
+    def top(self) -> float:
+        return min(b.top for _, b in self.boxes)
+
+    @property
+    def bottom(self) -> float:
+        return max(b.bottom for _, b in self.boxes)
+
+    @property
+    def middle(self) -> float:
+        return float(np.median([b.middle for _, b in self.boxes]))
+
+
+@dataclass
+class Area:
+    box: tuple[int, int, int, int]
+    confidence: float
+    frames_with_text: int  # sampled frames with text on the band's lines
+    text_frames: int  # sampled frames with any non-static text
+    lines: int
+    static_text: list[str] = field(default_factory=list)
+    band_boxes: set[int] = field(default_factory=set)  # id() of the boxes in the band
+
+
+def static_places(samples: list[list[TextBox]], w: int, h: int) -> list[list[TextBox]]:
+    """Groups of boxes that sit in one place with the same text across the samples."""
+    places: list[tuple[float, float, list[tuple[int, TextBox]]]] = []
+    for i, boxes in enumerate(samples):
+        for b in boxes:
+            cx, cy = (b.left + b.right) / 2, b.middle
+            for px, py, members in places:
+                if abs(cx - px) <= PLACE_TOL * w and abs(cy - py) <= PLACE_TOL * h:
+                    members.append((i, b))
+                    break
+            else:
+                places.append((cx, cy, [(i, b)]))
+    static = []
+    for _, _, members in places:
+        frames = sorted({i for i, _ in members})
+        texts = Counter(norm(b.text) for _, b in members)
+        if (len(frames) >= MIN_FRAMES and frames[-1] - frames[0] + 1 >= STATIC_SPAN * len(samples)
+                and texts.most_common(1)[0][1] >= STATIC_TEXT_SHARE * len(members)):
+            static.append([b for _, b in members])
+    return static
+
+
+def rows_of(boxes: list[tuple[int, TextBox]]) -> list[Row]:
+    """Densest first: the centre with the most boxes within ROW_TOL text heights takes
+    them all as one row; repeat with what is left (no chaining through moving text)."""
+    rows: list[Row] = []
+    left = sorted(boxes, key=lambda ib: ib[1].middle)
+    if not left:
+        return rows
+    tol = max(2.0, ROW_TOL * float(np.median([b.height for _, b in left])))
+    while left:
+        mids = np.array([b.middle for _, b in left])
+        counts = (np.searchsorted(mids, mids + tol, side="right")
+                  - np.searchsorted(mids, mids - tol, side="left"))
+        k = int(np.argmax(counts))
+        taken = [ib for ib in left if abs(ib[1].middle - mids[k]) <= tol]
+        rows.append(Row(taken))
+        left = [ib for ib in left if abs(ib[1].middle - mids[k]) > tol]
+    return rows
+
+
+def grow_band(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """(lines, members): the subtitle row and the rows that are its other lines, which set
+    the band's extent; members add the rows whose centre lies inside it (the same line,
+    jittered, or text crossing it), which do not move the band."""
+    main = max(rows, key=lambda r: (len(r.frames), r.middle))  # ties: the lower one
+    lines, members = [main], [main]
+    grown = True
+    while grown:
+        grown = False
+        top, bottom = min(r.top for r in lines), max(r.bottom for r in lines)
+        height = bottom - top
+        shown = set().union(*(r.frames for r in lines))
+        for row in rows:
+            if row in members:
+                continue
+            together = len(row.frames & shown)
+            if top <= row.middle <= bottom:
+                members.append(row)
+            elif (row.bottom >= top - height and row.top <= bottom + height
+                  and together >= 2 and together >= 0.5 * len(row.frames)):
+                lines.append(row)
+                members.append(row)
+            else:
+                continue
+            grown = True
+            break
+    return lines, members
+
+
+def find_area(samples: list[list[TextBox]], w: int, h: int, min_text_len: int,
+              y_padding: int) -> Area:
+    samples = [[b for b in boxes if len(norm(b.text)) >= min_text_len] for boxes in samples]
+    static = static_places(samples, w, h)
+    static_ids = {id(b) for group in static for b in group}
+    static_text = sorted({Counter(b.text for b in g).most_common(1)[0][0] for g in static})
+    moving = [(i, b) for i, boxes in enumerate(samples) for b in boxes
+              if id(b) not in static_ids]
+    text_frames = len({i for i, _ in moving})
+    if not moving:
+        return Area((0, round(FALLBACK_TOP * h), w, h), 0.0, 0, 0, 0, static_text)
+    lines, band = grow_band(rows_of(moving))
+    y1 = max(0, int(min(r.top for r in lines)) - y_padding)
+    y2 = min(h, int(np.ceil(max(r.bottom for r in lines))) + y_padding)
+    x1, x2 = 0, w
+    for b in (b for g in static for b in g):  # static text beside the band
+        if b.bottom > y1 and b.top < y2:
+            if (b.left + b.right) / 2 > w / 2:
+                x2 = min(x2, max(int(b.left) - 1, w // 2 + 1))
+            else:
+                x1 = max(x1, min(int(np.ceil(b.right)) + 1, w // 2 - 1))
+    shown = set().union(*(r.frames for r in lines))
+    confidence = len(shown) / text_frames * min(1.0, len(shown) / MIN_FRAMES)
+    return Area((x1, y1, x2, y2), round(confidence, 3), len(shown), text_frames, len(lines),
+                static_text, {id(b) for r in band for _, b in r.boxes})
+
+
+class DetectAreaParams(NodeParams):
+    keyframe_dir: str | None = Field(default=None, description="Folder of keyframes "
+                                     "(JPEG/PNG) under the storage root.")
+    sample_count: int = Field(default=300, ge=1, le=2000, description="Keyframes read, "
+                              "evenly spread over the folder's (sorted by name).")
+    min_text_len: int = Field(default=2, ge=1, le=50, description="Boxes with fewer letters "
+                              "or digits are ignored.")
+    y_padding: int = Field(default=10, ge=0, le=500, description="Pixels added above and "
+                           "below the band.")
+    engine: EngineName | None = Field(default=None, description="`rapidocr` or `paddleocr`; "
+                                      "default: REELSERVE_OCR_ENGINE.")
+
+
+def evenly(items: list[Any], count: int) -> list[Any]:
+    if len(items) <= count:
+        return items
+    return [items[round(k * (len(items) - 1) / (count - 1))] if count > 1 else items[0]
+            for k in range(count)]
+
+
+def detect_subtitle_area(params: DetectAreaParams, ctx: RunContext) -> dict[str, Any]:
+    assert params.keyframe_dir
+    files = evenly(image_files(params.keyframe_dir, ctx), params.sample_count)
+    if not files:
+        raise InputError(f"{params.keyframe_dir} holds no JPEG or PNG images")
+    engine: OcrEngine = ctx.engine.get(params.engine or default_engine(ctx.settings))
+    samples, size = [], None
+    for k, path in enumerate(files):
+        image = read_rgb(path)
+        if size is None:
+            size = image.shape[1], image.shape[0]
+        elif (image.shape[1], image.shape[0]) != size:
+            raise InputError(f"{path.name} is {image.shape[1]}x{image.shape[0]}; the other "
+                             f"keyframes are {size[0]}x{size[1]}")
+        samples.append(engine.read(image))
+        ctx.report_progress((k + 1) / len(files))
+    assert size is not None
+    area = find_area(samples, size[0], size[1], params.min_text_len, params.y_padding)
+    report = ctx.workdir / "subtitle_area.json"
+    report.write_text(json.dumps({
+        "subtitle_area": area.box, "frame_size": size, "confidence": area.confidence,
+        "engine": engine.name,
+        "frames": [{"file": path.name, "boxes": [
+            {**b.record(), "band": id(b) in area.band_boxes} for b in boxes]}
+            for path, boxes in zip(files, samples, strict=True)],
+    }, ensure_ascii=False, indent=1))
+    return {"subtitle_area": list(area.box), "confidence": area.confidence,
+            "frames_with_text": area.frames_with_text, "frames_used": len(files),
+            "text_frames": area.text_frames, "lines": area.lines,
+            "static_text": area.static_text, "frame_size": list(size),
+            "engine": engine.name, "detection_file": str(report)}
+
+
+SPECS = (
+    NodeSpec(
+        name="paddleocr.detect_subtitle_area", family="paddleocr",
+        summary="Find the band of burned-in subtitles from text on keyframes.",
+        params=DetectAreaParams, run=detect_subtitle_area, load=load,
+        reuse_keys=("subtitle_area",),
+        outputs=("subtitle_area", "confidence", "frames_with_text", "frames_used",
+                 "text_frames", "lines", "static_text", "frame_size", "engine",
+                 "detection_file"),
+        upstream={"keyframe_dir": (("ffmpeg.extract_keyframes", "keyframe_dir"),)},
+        required=("keyframe_dir",), dir_params=("keyframe_dir",),
+        num_cpus=0.25, num_gpus=0.05, max_concurrent_runs=1,
+    ),
+)

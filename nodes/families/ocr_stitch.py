@@ -1,0 +1,221 @@
+"""paddleocr.create_stitched_images and paddleocr.perform_ocr: many subtitle bands per OCR
+call, and the text found mapped back to the frames.
+
+Stitching stacks up to `concat_batch_size` cropped bands (in frame order) into one image,
+with a black gap of GAP pixels between bands, keeping each image below the engines'
+MAX_SIDE. The manifest says which frame sits at which height of which image. A band read
+on its own is worse than a band in a stack: PP-OCR's detector then sees the text larger
+and reads it whole (measured on the generated videos: README, "Burned-in subtitles").
+
+perform_ocr reads each stitched image once and gives every box to the band its centre
+falls in; with the subtitle area known, boxes are moved to the full frame's coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nodes.families.images import MAX_PIXELS, frame_files, image_files, read_rgb
+from nodes.families.ocr_area import load
+from nodes.families.ocr_engines import MAX_SIDE, EngineName, OcrEngine, TextBox, default_engine
+from nodes.families.segments import load_json, read_text_input
+from nodes.spec import NodeParams, NodeSpec, RunContext
+from reuse.errors import InputError, TooLarge
+
+GAP = 10  # black pixels between two bands
+Area = list[int]
+
+
+def check_area(v: Area | None) -> Area | None:
+    bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1])
+    if bad:
+        raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0")
+    return v
+
+
+class Placement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frame: int = Field(ge=0)
+    y: int = Field(ge=0)  # the band's top row in the stitched image
+
+
+class Stitched(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    frames: list[Placement]
+
+
+class Manifest(BaseModel):
+    """manifest.json of create_stitched_images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    band_width: int = Field(gt=0)
+    band_height: int = Field(gt=0)
+    gap: int = Field(ge=0)
+    subtitle_area: Area | None = None
+    frames_count: int = Field(ge=0)
+    images: list[Stitched]
+
+    _area = field_validator("subtitle_area")(check_area)
+
+
+class StitchParams(NodeParams):
+    cropped_images_path: str | None = Field(
+        default=None, description="Folder of subtitle bands named by frame index "
+        "(`000123.jpg`), as crop_subtitle_images writes.")
+    subtitle_area: Area | None = Field(default=None, description="[x1, y1, x2, y2] the bands "
+                                       "were cut from; kept in the manifest so that boxes "
+                                       "get full-frame coordinates.")
+    concat_batch_size: int = Field(default=50, ge=1, le=500, description="Bands per "
+                                   "stitched image (fewer when the image would pass "
+                                   f"{MAX_SIDE} px).")
+
+    _area = field_validator("subtitle_area")(check_area)
+
+
+def create_stitched_images(params: StitchParams, ctx: RunContext) -> dict[str, Any]:
+    assert params.cropped_images_path
+    frames = frame_files(params.cropped_images_path, ctx)
+    out_dir = ctx.workdir / "stitched"
+    out_dir.mkdir()
+    images: list[Stitched] = []
+    size: tuple[int, int] | None = None
+    per_image = params.concat_batch_size
+    current: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        assert size is not None
+        w, h = size
+        canvas = np.zeros((len(current) * (h + GAP) - GAP, w, 3), np.uint8)
+        for k, (_, band) in enumerate(current):
+            canvas[k * (h + GAP):k * (h + GAP) + h] = band
+        name = f"stitched_{len(images):06d}.jpg"
+        Image.fromarray(canvas).save(out_dir / name, quality=95)
+        images.append(Stitched(file=name, frames=[
+            Placement(frame=f, y=k * (h + GAP)) for k, (f, _) in enumerate(current)]))
+        current.clear()
+
+    for n, (frame, path) in enumerate(frames.items()):
+        band = read_rgb(path)
+        if size is None:
+            size = band.shape[1], band.shape[0]
+            if size[1] + GAP > MAX_SIDE or size[0] > MAX_SIDE:
+                raise TooLarge(f"bands of {size[0]}x{size[1]} are too large to stitch "
+                               f"(at most {MAX_SIDE} px a side)")
+            per_image = max(1, min(params.concat_batch_size,
+                                   (MAX_SIDE + GAP) // (size[1] + GAP),
+                                   MAX_PIXELS // (size[0] * (size[1] + GAP))))
+        elif (band.shape[1], band.shape[0]) != size:
+            raise InputError(f"{path.name} is {band.shape[1]}x{band.shape[0]}; the other "
+                             f"bands are {size[0]}x{size[1]}")
+        current.append((frame, band))
+        if len(current) == per_image:
+            flush()
+        ctx.report_progress((n + 1) / len(frames))
+    if current:
+        flush()
+    w, h = size or (0, 0)
+    if not frames:
+        raise InputError(f"{params.cropped_images_path} holds no frame images")
+    manifest = Manifest(band_width=w, band_height=h, gap=GAP, subtitle_area=params.subtitle_area,
+                        frames_count=len(frames), images=images)
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(manifest.model_dump_json(indent=1))
+    return {"multi_frames_path": str(out_dir), "manifest_path": str(manifest_path),
+            "stitched_images_count": len(images), "frames_count": len(frames),
+            "bands_per_image": per_image}
+
+
+def read_manifest(value: str, ctx: RunContext) -> Manifest:
+    path, text = read_text_input(value, ctx)
+    try:
+        return Manifest.model_validate(load_json(text, Path(path).name))
+    except ValueError as exc:
+        raise InputError(f"{Path(path).name} is not a stitching manifest: {exc}") from exc
+
+
+class OcrParams(NodeParams):
+    manifest_path: str | None = Field(default=None, description="manifest.json of "
+                                      "create_stitched_images.")
+    multi_frames_path: str | None = Field(default=None, description="Folder of the "
+                                          "stitched images.")
+    lang: Literal["ch"] = Field(default="ch", description="Model language: `ch` reads "
+                                "Chinese and English (the PP-OCR models this deployment has).")
+    engine: EngineName | None = Field(default=None, description="`rapidocr` or `paddleocr`; "
+                                      "default: REELSERVE_OCR_ENGINE.")
+
+
+def band_of(box: TextBox, image: Stitched, manifest: Manifest) -> Placement:
+    """The band the box's centre is in (or, in a gap, the nearest)."""
+    h = manifest.band_height
+    return min(image.frames, key=lambda p: 0 if p.y <= box.middle < p.y + h
+               else min(abs(box.middle - p.y), abs(box.middle - p.y - h)))
+
+
+def perform_ocr(params: OcrParams, ctx: RunContext) -> dict[str, Any]:
+    assert params.manifest_path and params.multi_frames_path
+    manifest = read_manifest(params.manifest_path, ctx)
+    available = {p.name: p for p in image_files(params.multi_frames_path, ctx)}
+    missing = [s.file for s in manifest.images if s.file not in available]
+    if missing:
+        raise InputError(f"{params.multi_frames_path} lacks {missing[0]} "
+                         f"(and {len(missing) - 1} more) named by the manifest")
+    engine: OcrEngine = ctx.engine.get(params.engine or default_engine(ctx.settings))
+    x0, y0 = (manifest.subtitle_area or [0, 0])[:2]
+    frames: dict[int, list[dict[str, Any]]] = {}
+    for n, stitched in enumerate(manifest.images):
+        for p in stitched.frames:
+            frames[p.frame] = []
+        for box in engine.read(read_rgb(available[stitched.file])):
+            band = band_of(box, stitched, manifest)
+            frames[band.frame].append(box.moved(x0, y0 - band.y).record())
+        ctx.report_progress((n + 1) / max(1, len(manifest.images)))
+    out = ctx.workdir / "ocr_results.json"
+    out.write_text(json.dumps({
+        "engine": engine.name, "lang": params.lang, "ocr_calls": len(manifest.images),
+        "subtitle_area": manifest.subtitle_area,
+        "frames": {str(f): boxes for f, boxes in sorted(frames.items())},
+    }, ensure_ascii=False))
+    return {"ocr_results_path": str(out), "frames_processed": len(frames),
+            "frames_with_text": sum(1 for b in frames.values() if b),
+            "ocr_calls": len(manifest.images), "engine": engine.name}
+
+
+SPECS = (
+    NodeSpec(
+        name="paddleocr.create_stitched_images", family="paddleocr",
+        summary="Stack consecutive subtitle bands into tall images (fewer OCR calls).",
+        params=StitchParams, run=create_stitched_images,
+        reuse_keys=("multi_frames_path",),
+        outputs=("multi_frames_path", "manifest_path", "stitched_images_count",
+                 "frames_count", "bands_per_image"),
+        upstream={"cropped_images_path": (("ffmpeg.crop_subtitle_images",
+                                           "cropped_images_path"),),
+                  "subtitle_area": (("paddleocr.detect_subtitle_area", "subtitle_area"),)},
+        required=("cropped_images_path",), dir_params=("cropped_images_path",),
+        num_cpus=0.25,
+    ),
+    NodeSpec(
+        name="paddleocr.perform_ocr", family="paddleocr",
+        summary="Read each stitched image once; text mapped back to frame indices.",
+        params=OcrParams, run=perform_ocr, load=load,
+        reuse_keys=("ocr_results_path",),
+        outputs=("ocr_results_path", "frames_processed", "frames_with_text", "ocr_calls",
+                 "engine"),
+        upstream={"manifest_path": (("paddleocr.create_stitched_images", "manifest_path"),),
+                  "multi_frames_path": (("paddleocr.create_stitched_images",
+                                         "multi_frames_path"),)},
+        required=("manifest_path", "multi_frames_path"), file_params=("manifest_path",),
+        dir_params=("multi_frames_path",), num_cpus=0.5, num_gpus=0.1, max_concurrent_runs=1,
+    ),
+)

@@ -1,0 +1,200 @@
+"""Burned-in subtitles back to an SRT over HTTP, on generated videos whose cues and frames
+are known: extract_keyframes -> detect_subtitle_area -> crop_subtitle_images ->
+create_stitched_images -> perform_ocr -> postprocess_and_finalize on one task_id.
+Text is checked by character error rate (printed, bounded), times to two frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jiwer
+import pysubs2
+import pytest
+from PIL import Image, ImageFont
+
+from tests.burned_subtitles import CUES, Cue, cjk_font, draw_frame, make_subtitled_video
+from tests.conftest import post_task, run_task, unique, wait_stage
+
+FPS = 25
+SIZE = (640, 360)
+CHAIN = ("ffmpeg.extract_keyframes", "paddleocr.detect_subtitle_area",
+         "ffmpeg.crop_subtitle_images", "paddleocr.create_stitched_images",
+         "paddleocr.perform_ocr", "paddleocr.postprocess_and_finalize")
+VIDEO_NODES = ("ffmpeg.extract_keyframes", "ffmpeg.crop_subtitle_images",
+               "paddleocr.postprocess_and_finalize")
+
+
+@pytest.fixture(scope="module")
+def burned(storage_root: Path) -> Path:
+    return make_subtitled_video(storage_root / "inputs" / "burned.mp4", fps=FPS)[0]
+
+
+@pytest.fixture(scope="module")
+def no_subtitles(storage_root: Path) -> Path:
+    return make_subtitled_video(storage_root / "inputs" / "no_subs.mp4", cues=(), seconds=4)[0]
+
+
+def run_chain(client: httpx.Client, task_id: str, video: Path,
+              extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Each node with only what the caller must give; the rest comes from the stages."""
+    out = {}
+    for name in CHAIN:
+        data = {"video_path": str(video)} if name in VIDEO_NODES else {}
+        if name == "ffmpeg.extract_keyframes":
+            data["keyframe_sample_count"] = 40
+        if name in ("paddleocr.detect_subtitle_area", "paddleocr.perform_ocr"):
+            data.update(extra or {})
+        out[name] = run_task(client, task_id, name, data, timeout=300)
+    return out
+
+
+def squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def check_srt(srt: str, truth: list[Cue], label: str) -> None:
+    """Same cues, CER over the text (spaces and line breaks ignored), times to 2 frames."""
+    events = [e for e in pysubs2.load(srt, format_="srt") if not e.is_comment]
+    read = [e.plaintext for e in events]
+    assert len(events) == len(truth), read
+    cer = jiwer.cer([squeeze(c.text) for c in truth], [squeeze(r) for r in read])
+    errors = []
+    for event, cue in zip(events, truth, strict=True):
+        first, last = cue.frames(FPS)
+        errors += [abs(event.start / 1000 - first / FPS), abs(event.end / 1000 - (last + 1) / FPS)]
+    print(f"\n{label}: {len(events)} cues, CER {cer:.4f} over "
+          f"{sum(len(squeeze(c.text)) for c in truth)} characters, worst timing error "
+          f"{max(errors) * FPS:.2f} frames")
+    assert cer <= 0.03
+    assert max(errors) <= 2 / FPS + 0.001  # SRT keeps milliseconds
+    # two-line cues keep their two lines
+    assert [r.count("\n") for r in read] == [c.text.count("\n") for c in truth]
+
+
+def test_burned_subtitles_become_an_srt_then_every_repeat_is_a_hit(
+        client: httpx.Client, burned: Path) -> None:
+    task_id = unique("ocr")
+    out = run_chain(client, task_id, burned)
+    area = out["paddleocr.detect_subtitle_area"]
+    x1, y1, x2, y2 = area["subtitle_area"]
+    assert (x1, x2) == (0, SIZE[0]) and 200 < y1 < 260 and 330 < y2 <= SIZE[1]
+    assert area["static_text"] == ["REEL TV"] and area["lines"] == 2
+    assert area["confidence"] >= 0.9 and area["engine"] == "rapidocr"
+    crop = out["ffmpeg.crop_subtitle_images"]
+    stitch = out["paddleocr.create_stitched_images"]
+    ocr = out["paddleocr.perform_ocr"]
+    assert crop["cropped_images_files_count"] == stitch["frames_count"] == 12 * FPS
+    assert ocr["ocr_calls"] == stitch["stitched_images_count"] == 6  # 50 bands an image
+    assert ocr["frames_processed"] == 12 * FPS
+    final = out["paddleocr.postprocess_and_finalize"]
+    assert final["fps"] == FPS and final["subtitles_count"] == len(CUES)
+    check_srt(final["srt_file"], list(CUES), "rapidocr, HTTP chain")
+    data = json.loads(Path(final["json_file"]).read_text())
+    assert [s["text"] for s in data["segments"]] == [e.plaintext for e in
+                                                      pysubs2.load(final["srt_file"])]
+    # boxes carry full-frame coordinates (the band's offset added back)
+    results = json.loads(Path(ocr["ocr_results_path"]).read_text())
+    first = CUES[0].frames(FPS)[0]
+    box = results["frames"][str(first)][0]["box"]
+    assert all(y1 <= y <= y2 for _, y in box)
+
+    first_status = client.get(f"/v1/tasks/{task_id}/status").json()["stages"]
+    for name in CHAIN:
+        data = {"video_path": str(burned)} if name in VIDEO_NODES else {}
+        r = post_task(client, task_id, name, data)
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["reuse_info"]["reuse_hit"] is True
+    after = client.get(f"/v1/tasks/{task_id}/status").json()["stages"]
+    assert set(after) == set(CHAIN)
+    for name, stage in first_status.items():
+        assert after[name]["output"] == stage["output"]
+        assert after[name]["attempt"] == stage["attempt"] == 1
+
+
+def test_a_video_without_subtitles_gives_zero_cues_and_real_empty_files(
+        client: httpx.Client, no_subtitles: Path) -> None:
+    out = run_chain(client, unique("ocr-none"), no_subtitles)
+    area = out["paddleocr.detect_subtitle_area"]
+    assert area["confidence"] == 0 and area["frames_with_text"] == 0
+    assert area["static_text"] == ["REEL TV"]  # the logo is text, not a subtitle
+    assert area["subtitle_area"] == [0, 252, 640, 360]  # the lower 30 %
+    final = out["paddleocr.postprocess_and_finalize"]
+    assert final["subtitles_count"] == 0
+    assert Path(final["srt_file"]).is_file() and Path(final["srt_file"]).read_text() == ""
+    assert json.loads(Path(final["json_file"]).read_text())["segments"] == []
+
+
+def test_area_detection_ignores_logo_watermark_and_credits_and_keeps_two_lines(
+        client: httpx.Client, storage_root: Path) -> None:
+    """Keyframes of a harder video: frames without text, the cues (one with two lines), a
+    watermark at subtitle height in a corner, and scrolling credits at the end."""
+    folder = storage_root / "inputs" / unique("hard-keyframes")
+    folder.mkdir(parents=True)
+    font = ImageFont.truetype(str(cjk_font()), 28)
+    logo = ImageFont.truetype(str(cjk_font()), 22)
+    shown: list[tuple[Cue | None, int | None]] = [(None, None)] * 4
+    shown += [(CUES[k % len(CUES)], None) for k in range(20)]
+    shown += [(None, 8 * k) for k in range(10)]  # credits crossing the whole frame
+    for i, (cue, credits_at) in enumerate(shown):
+        Image.fromarray(draw_frame(i, SIZE, cue, font, logo, watermark=True,
+                                   credits_at=credits_at)).save(folder / f"frame_{i:04d}.png")
+    out = run_task(client, unique("ocr-hard"), "paddleocr.detect_subtitle_area",
+                   {"keyframe_dir": str(folder)}, timeout=300)
+    x1, y1, x2, y2 = out["subtitle_area"]
+    lines = json.loads(Path(out["detection_file"]).read_text())["frames"]
+    band = [b for f in lines for b in f["boxes"] if b["band"]]
+    assert {b["text"] for b in band} >= {"AI in video production", "字幕识别"}
+    assert 200 < y1 < 260 and 330 < y2 <= SIZE[1]  # both lines of the two-line cue
+    assert x1 == 0 and x2 < SIZE[0] - 96  # the watermark beside the band is left out
+    assert "REEL TV" in out["static_text"] and len(out["static_text"]) == 2  # and "© REEL"
+    assert out["frames_used"] == len(shown) and out["frames_with_text"] >= 18
+    assert 0.6 <= out["confidence"] < 1  # credits frames hold text outside the band
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("paddleocr.detect_subtitle_area", {"keyframe_dir": "/etc"}, "outside the storage root"),
+    ("paddleocr.detect_subtitle_area", {"keyframe_dir": "inputs/burned.mp4"},
+     "is not a folder"),
+    ("paddleocr.detect_subtitle_area", {"keyframe_dir": "inputs", "engine": "tesseract"},
+     "engine"),
+    ("paddleocr.create_stitched_images", {"cropped_images_path": "inputs",
+                                          "subtitle_area": [10, 10, 5, 20]}, "subtitle_area"),
+    ("paddleocr.create_stitched_images", {"cropped_images_path": "inputs",
+                                          "concat_batch_size": 0}, "concat_batch_size"),
+    ("paddleocr.perform_ocr", {"manifest_path": "inputs/burned.mp4",
+                               "multi_frames_path": "inputs", "lang": "fr"}, "lang"),
+    ("paddleocr.perform_ocr", {"manifest_path": "inputs/burned.mp4",
+                               "multi_frames_path": "https://example.com/x"}, "not a folder"),
+    ("paddleocr.postprocess_and_finalize", {"ocr_results_path": "inputs/burned.mp4"},
+     "video_path"),
+    ("paddleocr.postprocess_and_finalize", {"ocr_results_path": "inputs/burned.mp4",
+                                            "video_path": "inputs/burned.mp4",
+                                            "min_duration_seconds": -1}, "min_duration"),
+])
+def test_bad_ocr_requests_are_refused_with_nothing_written(
+        client: httpx.Client, burned: Path, name: str, data: dict[str, Any],
+        message: str) -> None:
+    task_id = unique("ocr-bad")
+    r = post_task(client, task_id, name, data)
+    assert r.status_code == 422, r.text
+    assert message in r.text
+    assert client.get(f"/v1/tasks/{task_id}/status").status_code == 404  # nothing written
+
+
+def test_a_frame_folder_with_a_link_out_of_the_root_fails_its_stage(
+        client: httpx.Client, storage_root: Path) -> None:
+    folder = storage_root / "inputs" / unique("linked-frames")
+    folder.mkdir(parents=True)
+    outside = storage_root.parent / unique("outside-frame")
+    Image.new("RGB", (64, 16)).save(outside.with_suffix(".png"))
+    Image.new("RGB", (64, 16)).save(folder / "000000.png")
+    (folder / "000001.png").symlink_to(outside.with_suffix(".png"))
+    task_id = unique("ocr-link")
+    r = post_task(client, task_id, "paddleocr.create_stitched_images",
+                  {"cropped_images_path": str(folder)})
+    assert r.status_code == 202, r.text
+    stage = wait_stage(client, task_id, "paddleocr.create_stitched_images")
+    assert stage["status"] == "FAILED" and "outside the storage root" in stage["error"]
