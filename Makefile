@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup-full: $(VENV)/.installed-full
 
 $(VENV)/.installed-full: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev,pyannote,demucs,piper]"
+	$(PY) -m pip install -q -e ".[dev,pyannote,demucs,piper,paddle]"
 	touch $@
 
 # Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the

@@ -100,7 +100,18 @@ def test_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url: str, storage_root: Path, test_models: Path,
+def paddle_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PaddleOCR det/rec folders converted offline from the rapidocr wheel's PP-OCR models
+    by the project's script."""
+    out = tmp_path_factory.mktemp("paddleocr")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "paddleocr_models.py"), str(out),
+                    "--only", "det", "--only", "rec"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return out
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url: str, storage_root: Path, test_models: Path, paddle_models: Path,
              chat_server: ChatServer) -> Settings:
     # the session's app: real tiny.en whisper (default), embedded diarization (default),
     # espeak-ng speech (default); the random pyannote pipeline / demucs repo / piper voice
@@ -110,6 +121,7 @@ def settings(redis_url: str, storage_root: Path, test_models: Path,
                          demucs_repo=test_models / "demucs-random",
                          demucs_model="htdemucs_random",
                          tts_engine="espeak",
+                         ocr_engine="rapidocr", paddleocr_model_dir=paddle_models,
                          piper_voice=test_models / "piper-random" / "random-voice.onnx",
                          llm_base_url=chat_server.base_url, llm_api_key=LLM_KEY,
                          llm_model="editor", llm_provider="scripted",

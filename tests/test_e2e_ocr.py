@@ -114,6 +114,21 @@ def test_burned_subtitles_become_an_srt_then_every_repeat_is_a_hit(
         assert after[name]["attempt"] == stage["attempt"] == 1
 
 
+def test_the_paddleocr_engine_reads_the_same_chain(client: httpx.Client, burned: Path) -> None:
+    """PaddleOCR 3 on PaddlePaddle, from the folders scripts/paddleocr_models.py made
+    offline, picked per request for both OCR nodes."""
+    out = run_chain(client, unique("ocr-paddle"), burned, extra={"engine": "paddleocr"})
+    area = out["paddleocr.detect_subtitle_area"]
+    assert area["engine"] == out["paddleocr.perform_ocr"]["engine"] == "paddleocr"
+    x1, y1, x2, y2 = area["subtitle_area"]
+    assert (x1, x2) == (0, SIZE[0]) and 200 < y1 < 260 and 330 < y2 <= SIZE[1]
+    assert area["static_text"] == ["REEL TV"] and area["lines"] == 2
+    final = out["paddleocr.postprocess_and_finalize"]
+    check_srt(final["srt_file"], list(CUES), "paddleocr, HTTP chain")
+    results = json.loads(Path(out["paddleocr.perform_ocr"]["ocr_results_path"]).read_text())
+    assert results["engine"] == "paddleocr"
+
+
 def test_a_video_without_subtitles_gives_zero_cues_and_real_empty_files(
         client: httpx.Client, no_subtitles: Path) -> None:
     out = run_chain(client, unique("ocr-none"), no_subtitles)

@@ -15,6 +15,8 @@ from PIL import ImageFont
 from nodes.families.ocr_engines import OcrEngine, TextBox, load_engine
 from nodes.families.segments import is_cjk
 from nodes.media import ffmpeg_binary
+from reuse.errors import InputError
+from reuse.settings import Settings
 from tests.burned_subtitles import CUES, cjk_font, draw_frame, make_subtitled_video
 
 SIZE = (640, 360)
@@ -88,3 +90,22 @@ def decode_frames(video: Path) -> list[np.ndarray]:
                          capture_output=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, SIZE[1], SIZE[0], 3)
     return list(frames)
+
+
+def test_the_paddleocr_engine_needs_its_model_folders(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="REELSERVE_PADDLEOCR_MODEL_DIR"):
+        load_engine("paddleocr", Settings(storage_root=tmp_path))
+    with pytest.raises(InputError, match="not a PaddleOCR model folder"):
+        load_engine("paddleocr", Settings(storage_root=tmp_path, paddleocr_model_dir=tmp_path))
+
+
+def test_both_engines_read_a_frame_alike(engine: OcrEngine, paddle_models: Path,
+                                         tmp_path: Path) -> None:
+    paddle = load_engine("paddleocr", Settings(storage_root=tmp_path,
+                                               paddleocr_model_dir=paddle_models))
+    font = ImageFont.truetype(str(cjk_font()), 28)
+    logo = ImageFont.truetype(str(cjk_font()), 22)
+    frame = draw_frame(3, SIZE, CUES[2], font, logo)
+    read = {e.name: lines_of([b for b in e.read(frame) if b.top > 0.6 * SIZE[1]])
+            for e in (engine, paddle)}
+    assert read["paddleocr"] == read["rapidocr"] == CUES[2].text.split("\n")

@@ -87,3 +87,13 @@ def test_the_reading_most_frames_agree_on_is_the_cue_text() -> None:
                    ("Thank yau for watching!", 2))
     assert [c.text for c in cues_of(texts, fps=25, min_duration=0.2)] == [
         "Thank you for watching!"]
+
+
+def test_centred_cues_in_one_place_are_not_a_logo() -> None:
+    """Few samples, two of them the same cue: the place is the subtitles', not static."""
+    frames = [[box("REEL TV", 10, 8, 90)], [box("REEL TV", 10, 8, 90), box("Welcome", 220, 300)],
+              [box("REELTV", 10, 8, 90), box("你好世界", 260, 300, 120)],
+              [box("REEL TV", 10, 8, 90), box("你好世界", 260, 301, 120)]]
+    area = find_area(frames, W, H, min_text_len=2, y_padding=10)
+    assert area.static_text == ["REEL TV"] and area.frames_with_text == 3
+    assert area.box == (0, 290, W, 341)

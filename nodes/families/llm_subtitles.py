@@ -103,7 +103,8 @@ SPECS = (
         reuse_keys=("corrected_subtitle_path",),
         outputs=("corrected_subtitle_path", "original_subtitle_path", "provider_used",
                  "model_used", "statistics"),
-        upstream={"subtitle_path": (("wservice.generate_subtitle_files", "subtitle_path"),)},
+        upstream={"subtitle_path": (("wservice.generate_subtitle_files", "subtitle_path"),
+                                    ("paddleocr.postprocess_and_finalize", "srt_file"))},
         required=("subtitle_path",), file_params=("subtitle_path",), num_cpus=0.1,
     ),
     NodeSpec(

@@ -3,7 +3,8 @@
 Text is read on up to `sample_count` keyframes, evenly spread. Then:
 1. Boxes with fewer than `min_text_len` letters or digits are dropped.
 2. *Static* text (a logo, a watermark, a channel name) is text that stays in one place
-   with the same words across at least half of the sampled frames: it is set aside.
+   with the same words from one sampled frame to another at least half of the samples
+   later (and on at least three): it, and readings like it there, are set aside.
 3. The remaining boxes are grouped into *rows* by their vertical centre (within a tenth of
    the text height), densest first. The subtitle row is the one seen on the most frames:
    subtitles are the text that keeps coming back to the same height, while scrolling
@@ -36,8 +37,10 @@ from nodes.families.ocr_engines import (
     EngineName,
     OcrEngine,
     TextBox,
+    alike,
     default_engine,
     load_engine,
+    norm,
 )
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError
@@ -45,7 +48,6 @@ from reuse.settings import Settings
 
 PLACE_TOL = 0.03  # of the frame's width / height: the same place on two frames
 STATIC_SPAN = 0.5  # share of the sampled frames a static text spans
-STATIC_TEXT_SHARE = 0.6  # share of a place's boxes that read the same
 ROW_TOL = 0.1  # of the text height: boxes whose centres are this close share a row
 MIN_FRAMES = 3  # fewer frames with subtitle text scale the confidence down
 FALLBACK_TOP = 0.7  # no text found: the lower 30 % of the frame
@@ -55,10 +57,6 @@ def load(settings: Settings, device: str) -> EngineCache:
     engines = EngineCache(lambda name: load_engine(name, settings, device))
     engines.get(default_engine(settings))
     return engines
-
-
-def norm(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 @dataclass
@@ -107,11 +105,10 @@ def static_places(samples: list[list[TextBox]], w: int, h: int) -> list[list[Tex
                 places.append((cx, cy, [(i, b)]))
     static = []
     for _, _, members in places:
-        frames = sorted({i for i, _ in members})
-        texts = Counter(norm(b.text) for _, b in members)
-        if (len(frames) >= MIN_FRAMES and frames[-1] - frames[0] + 1 >= STATIC_SPAN * len(samples)
-                and texts.most_common(1)[0][1] >= STATIC_TEXT_SHARE * len(members)):
-            static.append([b for _, b in members])
+        mode = Counter(norm(b.text) for _, b in members).most_common(1)[0][0]
+        frames = sorted({i for i, b in members if norm(b.text) == mode})
+        if len(frames) >= MIN_FRAMES and frames[-1] - frames[0] + 1 >= STATIC_SPAN * len(samples):
+            static.append([b for _, b in members if alike(b.text, mode)])
     return static
 
 

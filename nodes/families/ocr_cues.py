@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from rapidfuzz import fuzz
 
 from nodes.families.images import MAX_IMAGES
-from nodes.families.ocr_area import norm
+from nodes.families.ocr_engines import alike, norm
 from nodes.families.segments import (
     Segment,
     cue_text,
@@ -37,7 +36,6 @@ from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError, TooLarge
 from reuse.storage import safe_name
 
-SIMILAR = 70  # rapidfuzz ratio (0-100) of two readings of one subtitle
 GAP_FRAMES = 2  # a join bridges at least this many frames
 
 
@@ -98,7 +96,7 @@ class Run:
         return self.readings.most_common(1)[0][0]
 
     def alike(self, text: str) -> bool:
-        return fuzz.ratio(norm(self.text), norm(text)) >= SIMILAR
+        return alike(self.text, text)
 
 
 def runs_of(texts: list[tuple[int, str]]) -> list[Run]:

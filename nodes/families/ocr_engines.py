@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from rapidfuzz import fuzz
 
 from reuse.errors import InputError
 from reuse.settings import Settings
@@ -69,6 +70,19 @@ class TextBox:
                 "box": [[round(x, 1), round(y, 1)] for x, y in self.corners]}
 
 
+SIMILAR = 70  # rapidfuzz ratio (0-100) above which two readings are of the same text
+
+
+def norm(text: str) -> str:
+    """What readings of one text share: its letters and digits, lower case."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def alike(a: str, b: str) -> bool:
+    """Two readings of one text (OCR noise between frames allowed)."""
+    return fuzz.ratio(norm(a), norm(b)) >= SIMILAR
+
+
 class OcrEngine(Protocol):
     name: str
 
@@ -113,10 +127,14 @@ class PaddleOcrEngine:
         os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
         try:
             from paddleocr import PaddleOCR
+            from paddlex.inference import load_pipeline_config
         except ImportError as exc:
             raise InputError("the paddleocr engine needs the `.[paddle]` extra "
                              "(paddleocr + paddlepaddle)") from exc
+        config = load_pipeline_config("OCR")  # PaddleOCR's own, which shrinks past 4000 px
+        config["SubModules"]["TextDetection"]["max_side_limit"] = MAX_SIDE
         self.ocr: Any = PaddleOCR(
+            paddlex_config=config,
             text_detection_model_dir=str(det), text_detection_model_name=model_name(det),
             text_recognition_model_dir=str(rec), text_recognition_model_name=model_name(rec),
             use_doc_orientation_classify=False, use_doc_unwarping=False,
@@ -124,6 +142,7 @@ class PaddleOcrEngine:
             text_det_limit_side_len=MAX_SIDE, text_det_limit_type="max",
             text_rec_score_thresh=MIN_SCORE,
             device="gpu:0" if device.startswith("cuda") else "cpu",
+            cpu_threads=os.cpu_count() or 1,  # its default, 10, oversubscribes small hosts
         )
 
     def read(self, image: np.ndarray) -> list[TextBox]:
