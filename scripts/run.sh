@@ -39,7 +39,7 @@ mkdir -p "$REELSERVE_STORAGE_ROOT"
 # serve_config.yaml schedule (nodes see no CUDA and run on the CPU).
 GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
 [ "${GPUS:-0}" -gt 0 ] || GPUS=1
-# Logical CPUs: at least what serve_config.yaml asks for, plus one (5 CPUs for 19
+# Logical CPUs: at least what serve_config.yaml asks for, plus one (6.1 CPUs for 23
 # deployments, most of them idle light replicas), so the whole graph fits on a 2-core
 # machine; the speech nodes then share the cores.
 NEED="$(python -c 'import math, yaml
