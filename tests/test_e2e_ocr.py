@@ -169,6 +169,31 @@ def test_area_detection_ignores_logo_watermark_and_credits_and_keeps_two_lines(
     assert 0.6 <= out["confidence"] < 1  # credits frames hold text outside the band
 
 
+def test_hd_bands_are_scaled_down_to_stitch_and_boxes_scaled_back(
+        client: httpx.Client, storage_root: Path) -> None:
+    """1080p bands (1920 px wide) are stitched at 1280 px; the text is still read and the
+    boxes come back in the full frame's pixels."""
+    folder = storage_root / "inputs" / unique("hd-bands")
+    folder.mkdir(parents=True)
+    font = ImageFont.truetype(str(cjk_font()), 84)
+    logo = ImageFont.truetype(str(cjk_font()), 60)
+    area = [0, 780, 1920, 1080]
+    for frame in range(3):
+        image = draw_frame(frame, (1920, 1080), CUES[1], font, logo)
+        Image.fromarray(image[area[1]:area[3]]).save(folder / f"{frame:06d}.jpg")
+    task_id = unique("ocr-hd")
+    stitch = run_task(client, task_id, "paddleocr.create_stitched_images",
+                      {"cropped_images_path": str(folder), "subtitle_area": area})
+    manifest = json.loads(Path(stitch["manifest_path"]).read_text())
+    assert (manifest["band_width"], manifest["band_height"]) == (1280, 200)
+    ocr = run_task(client, task_id, "paddleocr.perform_ocr", {}, timeout=300)
+    frames = json.loads(Path(ocr["ocr_results_path"]).read_text())["frames"]
+    assert [[b["text"] for b in frames[str(f)]] for f in range(3)] == [[CUES[1].text]] * 3
+    for f in range(3):
+        (x1, y1), _, (x2, y2), _ = frames[str(f)][0]["box"]
+        assert 500 < x1 < x2 < 1420 and 900 < y1 < y2 < 1080  # the line, in frame pixels
+
+
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("paddleocr.detect_subtitle_area", {"keyframe_dir": "/etc"}, "outside the storage root"),
     ("paddleocr.detect_subtitle_area", {"keyframe_dir": "inputs/burned.mp4"},

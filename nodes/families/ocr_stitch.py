@@ -3,9 +3,9 @@ call, and the text found mapped back to the frames.
 
 Stitching stacks up to `concat_batch_size` cropped bands (in frame order) into one image,
 with a black gap of GAP pixels between bands, keeping each image below the engines'
-MAX_SIDE. The manifest says which frame sits at which height of which image. A band read
-on its own is worse than a band in a stack: PP-OCR's detector then sees the text larger
-and reads it whole (measured on the generated videos: README, "Burned-in subtitles").
+MAX_SIDE. Bands wider than MAX_BAND_WIDTH (HD and 4K video) are scaled down first, so the
+work per frame does not grow with the resolution; boxes are scaled back. The manifest
+says which frame sits at which height of which image.
 
 perform_ocr reads each stitched image once and gives every box to the band its centre
 falls in; with the subtitle area known, boxes are moved to the full frame's coordinates.
@@ -29,6 +29,7 @@ from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError, TooLarge
 
 GAP = 10  # black pixels between two bands
+MAX_BAND_WIDTH = 1280  # wider bands (HD video) are scaled down: text stays 25+ px tall
 Area = list[int]
 
 
@@ -62,6 +63,7 @@ class Manifest(BaseModel):
     band_width: int = Field(gt=0)
     band_height: int = Field(gt=0)
     gap: int = Field(ge=0)
+    scale: float = Field(default=1.0, gt=0, le=1)  # stitched pixels per frame pixel
     subtitle_area: Area | None = None
     frames_count: int = Field(ge=0)
     images: list[Stitched]
@@ -86,15 +88,16 @@ class StitchParams(NodeParams):
 def create_stitched_images(params: StitchParams, ctx: RunContext) -> dict[str, Any]:
     assert params.cropped_images_path
     frames = frame_files(params.cropped_images_path, ctx)
+    if not frames:
+        raise InputError(f"{params.cropped_images_path} holds no frame images")
     out_dir = ctx.workdir / "stitched"
     out_dir.mkdir()
     images: list[Stitched] = []
-    size: tuple[int, int] | None = None
+    size = (0, 0)  # of a band in the stitched images
     per_image = params.concat_batch_size
     current: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
-        assert size is not None
         w, h = size
         canvas = np.zeros((len(current) * (h + GAP) - GAP, w, 3), np.uint8)
         for k, (_, band) in enumerate(current):
@@ -105,30 +108,34 @@ def create_stitched_images(params: StitchParams, ctx: RunContext) -> dict[str, A
             Placement(frame=f, y=k * (h + GAP)) for k, (f, _) in enumerate(current)]))
         current.clear()
 
+    source: tuple[int, int] | None = None
+    scale = 1.0
     for n, (frame, path) in enumerate(frames.items()):
         band = read_rgb(path)
-        if size is None:
-            size = band.shape[1], band.shape[0]
-            if size[1] + GAP > MAX_SIDE or size[0] > MAX_SIDE:
-                raise TooLarge(f"bands of {size[0]}x{size[1]} are too large to stitch "
-                               f"(at most {MAX_SIDE} px a side)")
+        if source is None:
+            source = band.shape[1], band.shape[0]
+            scale = min(1.0, MAX_BAND_WIDTH / source[0])
+            size = max(1, round(source[0] * scale)), max(1, round(source[1] * scale))
+            if size[1] + GAP > MAX_SIDE:
+                raise TooLarge(f"bands of {source[0]}x{source[1]} are too tall to stitch")
             per_image = max(1, min(params.concat_batch_size,
                                    (MAX_SIDE + GAP) // (size[1] + GAP),
                                    MAX_PIXELS // (size[0] * (size[1] + GAP))))
-        elif (band.shape[1], band.shape[0]) != size:
+        elif (band.shape[1], band.shape[0]) != source:
             raise InputError(f"{path.name} is {band.shape[1]}x{band.shape[0]}; the other "
-                             f"bands are {size[0]}x{size[1]}")
+                             f"bands are {source[0]}x{source[1]}")
+        if size != source:
+            band = np.asarray(Image.fromarray(band).resize(size, Image.Resampling.BILINEAR))
         current.append((frame, band))
         if len(current) == per_image:
             flush()
         ctx.report_progress((n + 1) / len(frames))
     if current:
         flush()
-    w, h = size or (0, 0)
-    if not frames:
-        raise InputError(f"{params.cropped_images_path} holds no frame images")
-    manifest = Manifest(band_width=w, band_height=h, gap=GAP, subtitle_area=params.subtitle_area,
-                        frames_count=len(frames), images=images)
+    w, h = size
+    manifest = Manifest(band_width=w, band_height=h, gap=GAP, scale=scale,
+                        subtitle_area=params.subtitle_area, frames_count=len(frames),
+                        images=images)
     manifest_path = out_dir / "manifest.json"
     manifest_path.write_text(manifest.model_dump_json(indent=1))
     return {"multi_frames_path": str(out_dir), "manifest_path": str(manifest_path),
@@ -178,7 +185,8 @@ def perform_ocr(params: OcrParams, ctx: RunContext) -> dict[str, Any]:
             frames[p.frame] = []
         for box in engine.read(read_rgb(available[stitched.file])):
             band = band_of(box, stitched, manifest)
-            frames[band.frame].append(box.moved(x0, y0 - band.y).record())
+            frames[band.frame].append(box.moved(0, -band.y).scaled(1 / manifest.scale)
+                                      .moved(x0, y0).record())
         ctx.report_progress((n + 1) / max(1, len(manifest.images)))
     out = ctx.workdir / "ocr_results.json"
     out.write_text(json.dumps({
