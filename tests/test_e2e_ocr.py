@@ -87,7 +87,10 @@ def test_burned_subtitles_become_an_srt_then_every_repeat_is_a_hit(
     stitch = out["paddleocr.create_stitched_images"]
     ocr = out["paddleocr.perform_ocr"]
     assert crop["cropped_images_files_count"] == stitch["frames_count"] == 12 * FPS
-    assert ocr["ocr_calls"] == stitch["stitched_images_count"] == 6  # 50 bands an image
+    band_height = y2 - y1  # bands per image: as many as fit in 4000 px (with 10 px gaps)
+    assert stitch["bands_per_image"] == 4010 // (band_height + 10)
+    assert ocr["ocr_calls"] == stitch["stitched_images_count"] == \
+        -(-12 * FPS // stitch["bands_per_image"])
     assert ocr["frames_processed"] == 12 * FPS
     final = out["paddleocr.postprocess_and_finalize"]
     assert final["fps"] == FPS and final["subtitles_count"] == len(CUES)

@@ -8,6 +8,8 @@ from nodes.families.ocr_cues import OcrBox, cues_of, frame_text
 from nodes.families.ocr_engines import TextBox
 
 W, H = 640, 360
+WORDS = ("apple", "river", "stone", "cloud", "music", "green", "table", "horse", "light",
+         "paper", "quiet", "storm", "dance", "bread", "ocean")  # subtitles that differ
 
 
 def box(text: str, left: float, top: float, width: float = 200, height: float = 30) -> TextBox:
@@ -32,9 +34,9 @@ def test_a_logo_alone_is_static_not_a_subtitle() -> None:
 
 
 def test_the_subtitle_row_wins_over_a_sign_seen_once_and_gets_its_second_line() -> None:
-    frames = [[box(f"line {k}", 220, 300 + k % 3)] for k in range(12)]  # jitter of 2 px
+    frames = [[box(WORDS[k], 220, 300 + k % 3)] for k in range(12)]  # jitter of 2 px
     for k in (2, 5, 8):
-        frames[k].append(box(f"upper {k}", 230, 262))  # two-line cues
+        frames[k].append(box(WORDS[-k], 230, 262))  # two-line cues
     frames[4].append(box("EXIT", 40, 120, 60))  # a sign, once
     area = find_area(frames, W, H, min_text_len=2, y_padding=10)
     assert area.box == (0, 252, W, 342) and area.lines == 2
@@ -97,3 +99,19 @@ def test_centred_cues_in_one_place_are_not_a_logo() -> None:
     area = find_area(frames, W, H, min_text_len=2, y_padding=10)
     assert area.static_text == ["REEL TV"] and area.frames_with_text == 3
     assert area.box == (0, 290, W, 341)
+
+
+def test_a_cue_that_comes_back_through_the_video_is_not_static() -> None:
+    """The same two-line cue every fifth sample (a catchphrase): still the subtitles."""
+    frames = []
+    for k in range(40):
+        boxes = [box("REEL TV", 10, 8, 90)]
+        if k % 5 == 1:
+            boxes += [box("我们今天讨论人工智能", 230, 262),
+                      box("AI in video production", 220, 300)]
+        elif k % 5 in (2, 3):
+            boxes.append(box(WORDS[k % len(WORDS)], 220, 300))
+        frames.append(boxes)
+    area = find_area(frames, W, H, min_text_len=2, y_padding=10)
+    assert area.static_text == ["REEL TV"]
+    assert area.box == (0, 252, W, 340) and area.lines == 2

@@ -4,7 +4,9 @@ Text is read on up to `sample_count` keyframes, evenly spread. Then:
 1. Boxes with fewer than `min_text_len` letters or digits are dropped.
 2. *Static* text (a logo, a watermark, a channel name) is text that stays in one place
    with the same words from one sampled frame to another at least half of the samples
-   later (and on at least three): it, and readings like it there, are set aside.
+   later, shown on at least 80 % of the samples between (and on at least three): it,
+   and readings like it there, are set aside. A line of dialogue that comes back now
+   and then is not static.
 3. The remaining boxes are grouped into *rows* by their vertical centre (within a tenth of
    the text height), densest first. The subtitle row is the one seen on the most frames:
    subtitles are the text that keeps coming back to the same height, while scrolling
@@ -14,7 +16,8 @@ Text is read on up to `sample_count` keyframes, evenly spread. Then:
    frames. Rows whose centre lies inside the band are the same line; they count as its
    frames but do not move it.
 5. The band spans its lines' boxes plus `y_padding`, across the frame's width, narrowed
-   to leave out static text beside it (a corner watermark at subtitle height).
+   to leave out static text beside it (a watermark at subtitle height, wholly left or
+   right of the centre).
 
 `confidence` is the share of frames with (non-static) text that show text on the band's
 lines, scaled down when fewer than three frames do. With no text at all, the band is the
@@ -48,6 +51,8 @@ from reuse.settings import Settings
 
 PLACE_TOL = 0.03  # of the frame's width / height: the same place on two frames
 STATIC_SPAN = 0.5  # share of the sampled frames a static text spans
+STATIC_PRESENCE = 0.8  # share of the frames of that span that show it (a repeated line
+# of dialogue comes back now and then; a logo stays)
 ROW_TOL = 0.1  # of the text height: boxes whose centres are this close share a row
 MIN_FRAMES = 3  # fewer frames with subtitle text scale the confidence down
 FALLBACK_TOP = 0.7  # no text found: the lower 30 % of the frame
@@ -106,8 +111,10 @@ def static_places(samples: list[list[TextBox]], w: int, h: int) -> list[list[Tex
     static = []
     for _, _, members in places:
         mode = Counter(norm(b.text) for _, b in members).most_common(1)[0][0]
-        frames = sorted({i for i, b in members if norm(b.text) == mode})
-        if len(frames) >= MIN_FRAMES and frames[-1] - frames[0] + 1 >= STATIC_SPAN * len(samples):
+        frames = sorted({i for i, b in members if alike(b.text, mode)})
+        span = frames[-1] - frames[0] + 1
+        if (len(frames) >= MIN_FRAMES and span >= STATIC_SPAN * len(samples)
+                and len(frames) >= STATIC_PRESENCE * span):
             static.append([b for _, b in members if alike(b.text, mode)])
     return static
 
@@ -177,10 +184,10 @@ def find_area(samples: list[list[TextBox]], w: int, h: int, min_text_len: int,
     x1, x2 = 0, w
     for b in (b for g in static for b in g):  # static text beside the band
         if b.bottom > y1 and b.top < y2:
-            if (b.left + b.right) / 2 > w / 2:
-                x2 = min(x2, max(int(b.left) - 1, w // 2 + 1))
-            else:
-                x1 = max(x1, min(int(np.ceil(b.right)) + 1, w // 2 - 1))
+            if b.left > w / 2:
+                x2 = min(x2, int(b.left) - 1)
+            elif b.right < w / 2:
+                x1 = max(x1, int(np.ceil(b.right)) + 1)
     shown = set().union(*(r.frames for r in lines))
     confidence = len(shown) / text_frames * min(1.0, len(shown) / MIN_FRAMES)
     return Area((x1, y1, x2, y2), round(confidence, 3), len(shown), text_frames, len(lines),
