@@ -38,16 +38,17 @@ def no_subtitles(storage_root: Path) -> Path:
 
 
 def run_chain(client: httpx.Client, task_id: str, video: Path,
-              extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+              extra: dict[str, Any] | None = None,
+              keyframes: int = 40) -> dict[str, dict[str, Any]]:
     """Each node with only what the caller must give; the rest comes from the stages."""
     out = {}
     for name in CHAIN:
         data = {"video_path": str(video)} if name in VIDEO_NODES else {}
         if name == "ffmpeg.extract_keyframes":
-            data["keyframe_sample_count"] = 40
+            data["keyframe_sample_count"] = keyframes
         if name in ("paddleocr.detect_subtitle_area", "paddleocr.perform_ocr"):
             data.update(extra or {})
-        out[name] = run_task(client, task_id, name, data, timeout=300)
+        out[name] = run_task(client, task_id, name, data, timeout=600)
     return out
 
 
@@ -130,6 +131,20 @@ def test_the_paddleocr_engine_reads_the_same_chain(client: httpx.Client, burned:
     check_srt(final["srt_file"], list(CUES), "paddleocr, HTTP chain")
     results = json.loads(Path(out["paddleocr.perform_ocr"]["ocr_results_path"]).read_text())
     assert results["engine"] == "paddleocr"
+
+
+@pytest.mark.slow
+def test_three_minutes_of_burned_cues_are_all_read_to_the_end(
+        client: httpx.Client, storage_root: Path) -> None:
+    """75 cues over 3 minutes (4500 frames, 100 keyframes for the band): every one found,
+    the last at the end of the video, CER and timing as on the short clip."""
+    truth = [Cue(c.text, c.start + 12 * k, c.end + 12 * k) for k in range(15) for c in CUES]
+    video, _ = make_subtitled_video(storage_root / "inputs" / "burned_3min.mp4", tuple(truth),
+                                    seconds=180, fps=FPS)
+    out = run_chain(client, unique("ocr-long"), video, keyframes=100)
+    assert out["paddleocr.perform_ocr"]["frames_processed"] == 180 * FPS
+    final = out["paddleocr.postprocess_and_finalize"]
+    check_srt(final["srt_file"], truth, "rapidocr, 3 minutes")
 
 
 def test_a_video_without_subtitles_gives_zero_cues_and_real_empty_files(

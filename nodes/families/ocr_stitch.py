@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nodes.families.images import frame_files, image_files, read_rgb
+from nodes.families.images import MAX_IMAGES, frame_files, image_files, read_rgb
 from nodes.families.ocr_area import load
 from nodes.families.ocr_engines import MAX_SIDE, EngineName, OcrEngine, TextBox, default_engine
 from nodes.families.segments import load_json, read_text_input
@@ -55,7 +55,7 @@ class Stitched(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    frames: list[Placement]
+    frames: list[Placement] = Field(max_length=500)  # concat_batch_size's bound
 
 
 class Manifest(BaseModel):
@@ -70,7 +70,7 @@ class Manifest(BaseModel):
     scale: float = Field(default=1.0, gt=0, le=1)  # stitched pixels per frame pixel
     subtitle_area: Area | None = None
     frames_count: int = Field(ge=0)
-    images: list[Stitched]
+    images: list[Stitched] = Field(max_length=MAX_IMAGES)
 
     _area = field_validator("subtitle_area")(check_area)
 
