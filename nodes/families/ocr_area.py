@@ -27,7 +27,7 @@ lower 30 % of the frame with confidence 0, so the chain still runs and finds no 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,21 +68,11 @@ def load(settings: Settings, device: str) -> EngineCache:
 class Row:
     boxes: list[tuple[int, TextBox]]  # (sample, box)
 
-    @property
-    def frames(self) -> set[int]:
-        return {i for i, _ in self.boxes}
-
-    @property
-    def top(self) -> float:
-        return min(b.top for _, b in self.boxes)
-
-    @property
-    def bottom(self) -> float:
-        return max(b.bottom for _, b in self.boxes)
-
-    @property
-    def middle(self) -> float:
-        return float(np.median([b.middle for _, b in self.boxes]))
+    def __post_init__(self) -> None:
+        self.frames = {i for i, _ in self.boxes}
+        self.top = min(b.top for _, b in self.boxes)
+        self.bottom = max(b.bottom for _, b in self.boxes)
+        self.middle = float(np.median([b.middle for _, b in self.boxes]))
 
 
 @dataclass
@@ -96,18 +86,28 @@ class Area:
     band_boxes: set[int] = field(default_factory=set)  # id() of the boxes in the band
 
 
+def near_cells(x: float, y: float, size_x: float, size_y: float) -> list[tuple[int, int]]:
+    cx, cy = int(x // size_x), int(y // size_y)
+    return [(cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
 def static_places(samples: list[list[TextBox]], w: int, h: int) -> list[list[TextBox]]:
-    """Groups of boxes that sit in one place with the same text across the samples."""
+    """Groups of boxes that sit in one place with the same text across the samples.
+    Places are found through a grid of cells the size of the tolerance (linear time)."""
+    tol_x, tol_y = PLACE_TOL * w, PLACE_TOL * h
     places: list[tuple[float, float, list[tuple[int, TextBox]]]] = []
+    grid: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, boxes in enumerate(samples):
         for b in boxes:
             cx, cy = (b.left + b.right) / 2, b.middle
-            for px, py, members in places:
-                if abs(cx - px) <= PLACE_TOL * w and abs(cy - py) <= PLACE_TOL * h:
-                    members.append((i, b))
-                    break
-            else:
+            found = next((k for cell in near_cells(cx, cy, tol_x, tol_y) for k in grid[cell]
+                          if abs(cx - places[k][0]) <= tol_x and abs(cy - places[k][1]) <= tol_y),
+                         None)
+            if found is None:
+                grid[int(cx // tol_x), int(cy // tol_y)].append(len(places))
                 places.append((cx, cy, [(i, b)]))
+            else:
+                places[found][2].append((i, b))
     static = []
     for _, _, members in places:
         mode = Counter(norm(b.text) for _, b in members).most_common(1)[0][0]
@@ -120,21 +120,30 @@ def static_places(samples: list[list[TextBox]], w: int, h: int) -> list[list[Tex
 
 
 def rows_of(boxes: list[tuple[int, TextBox]]) -> list[Row]:
-    """Densest first: the centre with the most boxes within ROW_TOL text heights takes
-    them all as one row; repeat with what is left (no chaining through moving text)."""
+    """Densest first: box centres are binned by ROW_TOL text heights; the fullest bin (with
+    its two neighbours) takes the boxes within that tolerance of its centre as one row;
+    then the next (no chaining through moving text; linear time)."""
+    if not boxes:
+        return []
+    tol = max(2.0, ROW_TOL * float(np.median([b.height for _, b in boxes])))
+    bins: dict[int, list[tuple[int, TextBox]]] = defaultdict(list)
+    for ib in boxes:
+        bins[int(ib[1].middle // tol)].append(ib)
+
+    def weight(k: int) -> int:
+        return len(bins[k]) + len(bins.get(k - 1, ())) + len(bins.get(k + 1, ()))
+
     rows: list[Row] = []
-    left = sorted(boxes, key=lambda ib: ib[1].middle)
-    if not left:
-        return rows
-    tol = max(2.0, ROW_TOL * float(np.median([b.height for _, b in left])))
-    while left:
-        mids = np.array([b.middle for _, b in left])
-        counts = (np.searchsorted(mids, mids + tol, side="right")
-                  - np.searchsorted(mids, mids - tol, side="left"))
-        k = int(np.argmax(counts))
-        taken = [ib for ib in left if abs(ib[1].middle - mids[k]) <= tol]
-        rows.append(Row(taken))
-        left = [ib for ib in left if abs(ib[1].middle - mids[k]) > tol]
+    taken: set[int] = set()
+    for k in sorted(list(bins), key=weight, reverse=True):
+        own = [b.middle for _, b in bins[k] if id(b) not in taken]
+        if not own:
+            continue
+        centre = float(np.median(own))
+        row = [ib for j in (k - 1, k, k + 1) for ib in bins.get(j, ())
+               if id(ib[1]) not in taken and abs(ib[1].middle - centre) <= tol]
+        taken.update(id(b) for _, b in row)
+        rows.append(Row(row))
     return rows
 
 
@@ -143,28 +152,25 @@ def grow_band(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     the band's extent; members add the rows whose centre lies inside it (the same line,
     jittered, or text crossing it), which do not move the band."""
     main = max(rows, key=lambda r: (len(r.frames), r.middle))  # ties: the lower one
-    lines, members = [main], [main]
-    grown = True
-    while grown:
-        grown = False
+    lines, members = [main], {id(main): main}
+    while True:
         top, bottom = min(r.top for r in lines), max(r.bottom for r in lines)
         height = bottom - top
         shown = set().union(*(r.frames for r in lines))
+        new_lines = []
         for row in rows:
-            if row in members:
+            if id(row) in members:
                 continue
             together = len(row.frames & shown)
             if top <= row.middle <= bottom:
-                members.append(row)
+                members[id(row)] = row
             elif (row.bottom >= top - height and row.top <= bottom + height
                   and together >= 2 and together >= 0.5 * len(row.frames)):
-                lines.append(row)
-                members.append(row)
-            else:
-                continue
-            grown = True
-            break
-    return lines, members
+                new_lines.append(row)
+        if not new_lines:
+            return lines, list(members.values())
+        lines += new_lines
+        members.update((id(r), r) for r in new_lines)
 
 
 def find_area(samples: list[list[TextBox]], w: int, h: int, min_text_len: int,
