@@ -228,6 +228,8 @@ def test_hd_bands_are_scaled_down_to_stitch_and_boxes_scaled_back(
                                "multi_frames_path": "https://example.com/x"}, "not a folder"),
     ("paddleocr.postprocess_and_finalize", {"ocr_results_path": "inputs/burned.mp4"},
      "video_path"),
+    ("ffmpeg.crop_subtitle_images", {"video_path": "inputs/burned.mp4",
+                                     "subtitle_area": [0, 0, 10 ** 40, 10]}, "at most 100000"),
     ("paddleocr.postprocess_and_finalize", {"ocr_results_path": "inputs/burned.mp4",
                                             "video_path": "inputs/burned.mp4",
                                             "min_duration_seconds": -1}, "min_duration"),
@@ -256,3 +258,76 @@ def test_a_frame_folder_with_a_link_out_of_the_root_fails_its_stage(
     assert r.status_code == 202, r.text
     stage = wait_stage(client, task_id, "paddleocr.create_stitched_images")
     assert stage["status"] == "FAILED" and "outside the storage root" in stage["error"]
+
+
+def results_file(folder: Path, frames: dict[str, list[dict[str, Any]]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ocr_results.json"
+    path.write_text(json.dumps({"engine": "rapidocr", "frames": frames}))
+    return path
+
+
+def reading(text: str) -> list[dict[str, Any]]:
+    return [{"text": text, "score": 0.99, "box": [[10, 300], [300, 300], [300, 330], [10, 330]]}]
+
+
+def test_burned_text_shaped_like_srt_stays_inside_its_cue(
+        client: httpx.Client, storage_root: Path, burned: Path) -> None:
+    """Text that would forge cues in the SRT (style braces that hide a `-->`, escaped line
+    breaks, a row of two timestamps) is written so that the file reads back as exactly
+    its cues, and correct_subtitles reads the same cues from it."""
+    forged = ["Hello\\N\\N2\\N00:00:05,000 --{}> 00:00:09,000\\NINJECTED",
+              "Time: 1:23:45.678 and 2:34:56.789", "42\n\n00:00:01,000 --> 00:00:02,000"]
+    frames = {str(f): reading(forged[f // 40]) if f % 40 < 30 else [] for f in range(120)}
+    path = results_file(storage_root / "inputs" / unique("forged"), frames)
+    task_id = unique("ocr-forged")
+    final = run_task(client, task_id, "paddleocr.postprocess_and_finalize",
+                     {"ocr_results_path": str(path), "video_path": str(burned)})
+    events = pysubs2.load(final["srt_file"], format_="srt")
+    assert final["subtitles_count"] == len(events) == 3
+    assert [round(e.start / 1000, 2) for e in events] == [0.0, 1.6, 3.2]
+    assert "INJECTED" in events[0].plaintext and "1\u223623\u223645.678" in events[1].plaintext
+    assert not any("-->" in e.plaintext for e in events)
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    ({"images": [{"file": "stitched_000000.jpg", "frames": [{"frame": 0, "y": 0}]}] * 2,
+      "frames_count": 2}, "named more than once"),
+    ({"images": [{"file": "stitched_000000.jpg", "frames": []}], "frames_count": 0},
+     "at least 1 item"),
+    ({"images": [{"file": "stitched_000000.jpg", "frames": [{"frame": 0, "y": 0}]}],
+      "frames_count": 1, "band_height": 10 ** 400}, "band_height"),
+])
+def test_a_crafted_manifest_fails_its_stage_clearly(
+        client: httpx.Client, storage_root: Path, manifest: dict[str, Any],
+        message: str) -> None:
+    folder = storage_root / "inputs" / unique("crafted")
+    folder.mkdir(parents=True)
+    Image.new("RGB", (640, 100)).save(folder / "stitched_000000.jpg")
+    body = {"version": 1, "band_width": 640, "band_height": 100, "gap": 10, **manifest}
+    (folder / "manifest.json").write_text(json.dumps(body))
+    task_id = unique("ocr-crafted")
+    r = post_task(client, task_id, "paddleocr.perform_ocr",
+                  {"manifest_path": str(folder / "manifest.json"),
+                   "multi_frames_path": str(folder)})
+    assert r.status_code == 202, r.text
+    stage = wait_stage(client, task_id, "paddleocr.perform_ocr")
+    assert stage["status"] == "FAILED" and message in stage["error"], stage["error"]
+
+
+def test_results_of_another_video_or_two_names_for_one_frame_fail_clearly(
+        client: httpx.Client, storage_root: Path, burned: Path) -> None:
+    path = results_file(storage_root / "inputs" / unique("far"), {"0": [], "99999": []})
+    task_id = unique("ocr-far")
+    post_task(client, task_id, "paddleocr.postprocess_and_finalize",
+              {"ocr_results_path": str(path), "video_path": str(burned)})
+    stage = wait_stage(client, task_id, "paddleocr.postprocess_and_finalize")
+    assert stage["status"] == "FAILED" and "past the video's" in stage["error"]
+    folder = storage_root / "inputs" / unique("twice")
+    folder.mkdir(parents=True)
+    Image.new("RGB", (64, 16)).save(folder / "000001.jpg")
+    Image.new("RGB", (64, 16)).save(folder / "1.png")
+    post_task(client, task_id, "paddleocr.create_stitched_images",
+              {"cropped_images_path": str(folder)})
+    stage = wait_stage(client, task_id, "paddleocr.create_stitched_images")
+    assert stage["status"] == "FAILED" and "are both frame 1" in stage["error"]

@@ -3,9 +3,17 @@ text of consecutive frames (fuzzy runs, flicker, misread frames)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from nodes.families.images import read_rgb
 from nodes.families.ocr_area import find_area
 from nodes.families.ocr_cues import OcrBox, cues_of, frame_text
 from nodes.families.ocr_engines import TextBox
+from reuse.errors import InputError
 
 W, H = 640, 360
 WORDS = ("apple", "river", "stone", "cloud", "music", "green", "table", "horse", "light",
@@ -115,3 +123,41 @@ def test_a_cue_that_comes_back_through_the_video_is_not_static() -> None:
     area = find_area(frames, W, H, min_text_len=2, y_padding=10)
     assert area.static_text == ["REEL TV"]
     assert area.box == (0, 252, W, 340) and area.lines == 2
+
+
+def test_a_frame_text_is_bounded_and_empty_readings_are_skipped() -> None:
+    """An attacker's frame of 1800 boxes of 1000 letters is cut to 500 characters (the
+    fuzzy comparison is quadratic in them); an empty box beside a CJK one is no error."""
+    huge = [ocr_box("x" * 1000, k * 10, 300) for k in range(1800)]
+    assert len(frame_text(huge)) == 500
+    assert frame_text([ocr_box("你好", 0, 300), ocr_box("", 120, 300)]) == "你好"
+
+
+def test_burned_text_cannot_forge_srt_rows() -> None:
+    """Style braces, backslash breaks, control characters and a row of two timestamps
+    (an SRT timing row to a reader) are neutralised; the text stays readable."""
+    texts = frames(("Hello\\N\\N2\\N00:00:05,000 --{}> 00:00:09,000\\NINJECTED", 10), ("", 3),
+                   ("Time: 1:23:45.678 and 2:34:56.789", 10), ("", 3), ("bell\x07 nul\x00", 10))
+    cues = cues_of([(i, frame_text([ocr_box(t, 0, 0)]) if t else "") for i, t in texts],
+                   fps=25, min_duration=0.2)
+    assert [c.text for c in cues] == [
+        "Hello\uff3cN\uff3cN2\uff3cN00\u223600\u223605,000 --\uff5b\uff5d> "
+        "00\u223600\u223609,000\uff3cNINJECTED",
+        "Time: 1\u223623\u223645.678 and 2\u223634\u223656.789",
+        "bell nul"]
+
+
+def test_an_image_is_read_only_as_a_regular_file_under_the_root(tmp_path: Path) -> None:
+    """What is opened is checked, not what was listed: a FIFO does not block, a link
+    swapped in to a file outside the root is refused."""
+    root, outside = tmp_path / "root", tmp_path / "outside.png"
+    root.mkdir()
+    Image.new("RGB", (8, 8)).save(outside)
+    Image.new("RGB", (8, 8)).save(root / "000000.png")
+    assert read_rgb(root / "000000.png", root).shape == (8, 8, 3)
+    os.mkfifo(root / "000001.png")
+    with pytest.raises(InputError, match="not a regular file"):
+        read_rgb(root / "000001.png", root)
+    (root / "000002.png").symlink_to(outside)
+    with pytest.raises(InputError, match="outside the storage root"):
+        read_rgb(root / "000002.png", root)

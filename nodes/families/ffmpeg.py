@@ -65,9 +65,11 @@ class CropSubtitleImagesParams(NodeParams):
     @field_validator("subtitle_area")
     @classmethod
     def _area(cls, v: list[int] | None) -> list[int] | None:
-        bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1])
+        bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1]
+                                 or max(v) > 100_000)
         if bad:
-            raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0")
+            raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0, "
+                             "at most 100000")
         return v
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +50,31 @@ def frame_files(value: str, ctx: RunContext) -> dict[int, Path]:
         if not match:
             raise InputError(f"{path.name} in {value}: frame images must be named by their "
                              "frame index, like 000123.jpg")
-        frames[int(match.group(1))] = path
+        index = int(match.group(1))
+        if index in frames:
+            raise InputError(f"{frames[index].name} and {path.name} in {value} are both "
+                             f"frame {index}")
+        frames[index] = path
     return dict(sorted(frames.items()))
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path, root: Path) -> np.ndarray:
+    """The image as RGB. The file is opened once, without blocking (a FIFO swapped in
+    does not hang the run), and what was opened must be a regular file under the root (a
+    symlink swapped in after the folder was listed is refused)."""
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise TooLarge(f"{path.name} is {img.width}x{img.height}; at most "
-                               f"{MAX_PIXELS} pixels")
-            return np.asarray(img.convert("RGB"))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path.name} is not a readable image: {exc}") from exc
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"{path.name} cannot be opened: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path.name} is not a regular file")
+        confine(os.readlink(f"/proc/self/fd/{fd}"), root)  # what was opened, links resolved
+        try:
+            with Image.open(fh) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise TooLarge(f"{path.name} is {img.width}x{img.height}; at most "
+                                   f"{MAX_PIXELS} pixels")
+                return np.asarray(img.convert("RGB"))
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise InputError(f"{path.name} is not a readable image: {exc}") from exc

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from pydantic import Field
 
 from nodes.engines import EngineCache
@@ -56,6 +57,7 @@ STATIC_PRESENCE = 0.8  # share of the frames of that span that show it (a repeat
 ROW_TOL = 0.1  # of the text height: boxes whose centres are this close share a row
 MIN_FRAMES = 3  # fewer frames with subtitle text scale the confidence down
 FALLBACK_TOP = 0.7  # no text found: the lower 30 % of the frame
+MAX_SIDE = 1920  # larger keyframes are scaled down to this for reading (memory, time)
 
 
 def load(settings: Settings, device: str) -> EngineCache:
@@ -228,13 +230,17 @@ def detect_subtitle_area(params: DetectAreaParams, ctx: RunContext) -> dict[str,
     engine: OcrEngine = ctx.engine.get(params.engine or default_engine(ctx.settings))
     samples, size = [], None
     for k, path in enumerate(files):
-        image = read_rgb(path)
+        image = read_rgb(path, ctx.settings.storage_root)
         if size is None:
             size = image.shape[1], image.shape[0]
         elif (image.shape[1], image.shape[0]) != size:
             raise InputError(f"{path.name} is {image.shape[1]}x{image.shape[0]}; the other "
                              f"keyframes are {size[0]}x{size[1]}")
-        samples.append(engine.read(image))
+        scale = min(1.0, MAX_SIDE / max(size))  # 4K keyframes are read at 1920 px
+        if scale < 1:
+            shrunk = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            image = np.asarray(Image.fromarray(image).resize(shrunk, Image.Resampling.BILINEAR))
+        samples.append([b.scaled(1 / scale) for b in engine.read(image)])
         ctx.report_progress((k + 1) / len(files))
     assert size is not None
     area = find_area(samples, size[0], size[1], params.min_text_len, params.y_padding)

@@ -17,9 +17,10 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+import pysubs2
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nodes.families.images import MAX_IMAGES
 from nodes.families.ocr_engines import alike, norm
@@ -37,9 +38,13 @@ from reuse.errors import InputError, TooLarge
 from reuse.storage import safe_name
 
 GAP_FRAMES = 2  # a join bridges at least this many frames
+MAX_BOXES = 200  # per frame
+MAX_FRAME_CHARS = 500  # of a frame's text (a subtitle holds ~100): readings are compared
 
 
 class OcrBox(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     text: str = Field(max_length=1000)
     score: float = 1.0
     box: list[tuple[float, float]] = Field(min_length=4, max_length=4)
@@ -57,11 +62,28 @@ class OcrBox(BaseModel):
         return min(x for x, _ in self.box)
 
 
-class OcrResults(BaseModel):
-    """ocr_results.json of perform_ocr (other keys are kept there for people)."""
+Frame = Annotated[int, Field(ge=0, lt=10**9)]
+Boxes = TypeAdapter(list[OcrBox])
 
-    engine: str | None = None
-    frames: dict[int, list[OcrBox]]
+
+class OcrResults(BaseModel):
+    """ocr_results.json of perform_ocr (other keys are kept there for people). A frame's
+    boxes are checked and turned into its text one frame at a time (`texts`), so memory
+    holds the parsed JSON and the texts, not a model per box."""
+
+    engine: str | None = Field(default=None, max_length=100)
+    frames: dict[Frame, list[Any]]
+
+    def texts(self) -> list[tuple[int, str]]:
+        out = []
+        for frame, raw in sorted(self.frames.items()):
+            if len(raw) > MAX_BOXES:
+                raise TooLarge(f"frame {frame} has more than {MAX_BOXES} boxes")
+            try:
+                out.append((frame, frame_text(Boxes.validate_python(raw))))
+            except ValidationError as exc:
+                raise InputError(f"frame {frame}: {exc}") from None
+        return out
 
 
 def join_pieces(texts: list[str]) -> str:
@@ -80,9 +102,9 @@ def frame_text(boxes: list[OcrBox]) -> str:
             rows[-1].append(box)
         else:
             rows.append([box])
-    lines = [join_pieces([b.text.strip() for b in sorted(row, key=lambda b: b.left)])
+    lines = [join_pieces([t for b in sorted(row, key=lambda b: b.left) if (t := b.text.strip())])
              for row in rows]
-    return cue_text("\n".join(lines))
+    return cue_text("\n".join(lines))[:MAX_FRAME_CHARS]
 
 
 @dataclass
@@ -158,12 +180,18 @@ def postprocess_and_finalize(params: FinalizeParams, ctx: RunContext) -> dict[st
     _, info = open_input(params.video_path, ctx)
     if not info.fps or info.fps <= 0:
         raise MediaError(f"{params.video_path}: cannot read the frame rate")
-    texts = [(frame, frame_text(boxes)) for frame, boxes in sorted(results.frames.items())]
+    last = max(results.frames, default=-1)
+    if info.frame_count and last > info.frame_count * 1.01 + 10:  # the count is estimated
+        raise InputError(f"frame {last} of the OCR results is past the video's "
+                         f"{info.frame_count} frames: not this video's results")
+    texts = results.texts()
     cues = cues_of(texts, info.fps, params.min_duration_seconds)
     base = str(ctx.workdir / safe_name(params.output_filename, "ocr_subtitles"))
     # pysubs2 writes \N as a line break
     srt = save_subtitles([c.model_copy(update={"text": c.text.replace("\n", r"\N")})
                           for c in cues], base + ".srt", "srt")
+    if len(pysubs2.load(srt, format_="srt")) != len(cues):  # cue_text makes this hold
+        raise RuntimeError(f"{srt} does not read back as its {len(cues)} cues")
     meta = {"source": "paddleocr", "engine": results.engine, "fps": info.fps,
             "frames_processed": len(texts), "min_duration_seconds": params.min_duration_seconds}
     data = {"metadata": meta, "segments": [c.record(i, words=False) for i, c in enumerate(cues)]}
@@ -182,5 +210,6 @@ SPECS = (
         upstream={"ocr_results_path": (("paddleocr.perform_ocr", "ocr_results_path"),)},
         required=("ocr_results_path", "video_path"),
         file_params=("ocr_results_path", "video_path"), num_cpus=0.1,
+        max_concurrent_runs=1,  # a 64 MB results file parses to ~1 GB of Python objects
     ),
 )

@@ -19,16 +19,17 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nodes.families.images import MAX_IMAGES, frame_files, image_files, read_rgb
 from nodes.families.ocr_area import load
-from nodes.families.ocr_engines import MAX_SIDE, EngineName, OcrEngine, TextBox, default_engine
+from nodes.families.ocr_engines import EngineName, OcrEngine, TextBox, default_engine
 from nodes.families.segments import load_json, read_text_input
 from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError, TooLarge
 
 GAP = 10  # black pixels between two bands
+MAX_COORDINATE = 100_000  # pixels (a 16K frame is 15360 wide)
 MAX_BAND_WIDTH = 1280  # wider bands (HD video) are scaled down: text stays 25+ px tall
 # A stitched image's height: the detector's memory grows with it (measured here: ~1 GB
 # peak at 5800 px, ~0.4 GB at 1200 px) and its time per band does not fall beyond a few
@@ -38,9 +39,11 @@ Area = list[int]
 
 
 def check_area(v: Area | None) -> Area | None:
-    bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1])
+    bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1]
+                             or max(v) > MAX_COORDINATE)
     if bad:
-        raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0")
+        raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0, "
+                         f"at most {MAX_COORDINATE}")
     return v
 
 
@@ -55,7 +58,7 @@ class Stitched(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    frames: list[Placement] = Field(max_length=500)  # concat_batch_size's bound
+    frames: list[Placement] = Field(min_length=1, max_length=500)  # concat_batch_size's
 
 
 class Manifest(BaseModel):
@@ -64,15 +67,27 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1] = 1
-    band_width: int = Field(gt=0)
-    band_height: int = Field(gt=0)
-    gap: int = Field(ge=0)
-    scale: float = Field(default=1.0, gt=0, le=1)  # stitched pixels per frame pixel
+    band_width: int = Field(gt=0, le=MAX_BAND_WIDTH)
+    band_height: int = Field(gt=0, le=MAX_HEIGHT)
+    gap: int = Field(ge=0, le=100)
+    scale: float = Field(default=1.0, ge=0.01, le=1)  # stitched pixels per frame pixel
     subtitle_area: Area | None = None
-    frames_count: int = Field(ge=0)
+    frames_count: int = Field(ge=0, le=MAX_IMAGES)
     images: list[Stitched] = Field(max_length=MAX_IMAGES)
 
     _area = field_validator("subtitle_area")(check_area)
+
+    @model_validator(mode="after")
+    def _each_once(self) -> Manifest:
+        """Each image and each frame once (a manifest naming one image again and again
+        would make a run of any length out of one file)."""
+        if len({i.file for i in self.images}) != len(self.images):
+            raise ValueError("an image is named more than once")
+        placed = sum(len(i.frames) for i in self.images)
+        frames = {p.frame for i in self.images for p in i.frames}
+        if placed != len(frames) or placed != self.frames_count:
+            raise ValueError("each frame must sit once in one image, frames_count in all")
+        return self
 
 
 class StitchParams(NodeParams):
@@ -115,13 +130,14 @@ def create_stitched_images(params: StitchParams, ctx: RunContext) -> dict[str, A
     source: tuple[int, int] | None = None
     scale = 1.0
     for n, (frame, path) in enumerate(frames.items()):
-        band = read_rgb(path)
+        band = read_rgb(path, ctx.settings.storage_root)
         if source is None:
             source = band.shape[1], band.shape[0]
             scale = min(1.0, MAX_BAND_WIDTH / source[0])
             size = max(1, round(source[0] * scale)), max(1, round(source[1] * scale))
-            if size[1] > MAX_SIDE:
-                raise TooLarge(f"bands of {source[0]}x{source[1]} are too tall to stitch")
+            if size[1] > MAX_HEIGHT:
+                raise TooLarge(f"bands of {source[0]}x{source[1]} are too tall to be subtitle "
+                               f"bands (at most {MAX_HEIGHT} px once {MAX_BAND_WIDTH} wide)")
             per_image = max(1, min(params.concat_batch_size,
                                    (MAX_HEIGHT + GAP) // (size[1] + GAP)))
         elif (band.shape[1], band.shape[0]) != source:
@@ -186,7 +202,11 @@ def perform_ocr(params: OcrParams, ctx: RunContext) -> dict[str, Any]:
     for n, stitched in enumerate(manifest.images):
         for p in stitched.frames:
             frames[p.frame] = []
-        for box in engine.read(read_rgb(available[stitched.file])):
+        image = read_rgb(available[stitched.file], ctx.settings.storage_root)
+        if image.shape[1] > MAX_BAND_WIDTH or image.shape[0] > MAX_HEIGHT:
+            raise InputError(f"{stitched.file} is {image.shape[1]}x{image.shape[0]}: a stitched "
+                             f"image is at most {MAX_BAND_WIDTH}x{MAX_HEIGHT}")
+        for box in engine.read(image):
             band = band_of(box, stitched, manifest)
             frames[band.frame].append(box.moved(0, -band.y).scaled(1 / manifest.scale)
                                       .moved(x0, y0).record())

@@ -99,11 +99,27 @@ def is_cjk(text: str) -> bool:
     return bool(letters) and sum(bool(_CJK.match(c)) for c in letters) >= 0.3 * len(letters)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_TIMESTAMP = re.compile(r"\d+\s*:\s*\d+\s*:\s*\d+(?:\s*[,.]\s*\d+)?")
+
+
 def cue_text(text: str) -> str:
-    """Text safe inside one subtitle cue: no blank rows (they end a cue in SRT/WebVTT) and
-    no `-->` (WebVTT forbids it in a cue; SRT readers take its row for a timing row)."""
-    rows = (" ".join(row.split()) for row in text.replace("-->", "->").splitlines())
-    return "\n".join(row for row in rows if row)
+    """Text safe inside one subtitle cue: no blank rows (they end a cue in SRT/WebVTT), no
+    `-->` (WebVTT forbids it in a cue; SRT readers take its row for a timing row), no
+    control characters, braces and backslashes as their full-width forms (pysubs2 and
+    players read `{...}` as style tags and `\\N` as a line break, which could rebuild a
+    `-->` or a timing row), and a row holding two timestamps (an SRT reader's timing row:
+    `1:23:45.678 and 2:34:56.789`) gets U+2236 RATIO for their colons."""
+    text = _CONTROL.sub(" ", text)
+    text = text.replace("{", "\uff5b").replace("}", "\uff5d").replace("\\", "\uff3c")
+    rows = []
+    for row in text.replace("-->", "->").splitlines():
+        row = " ".join(row.split())
+        if len(_TIMESTAMP.findall(row)) >= 2:
+            row = _TIMESTAMP.sub(lambda m: m.group(0).replace(":", "\u2236"), row)
+        if row:
+            rows.append(row)
+    return "\n".join(rows)
 
 
 def join_words(words: list[Word]) -> str:
