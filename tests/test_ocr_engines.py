@@ -97,15 +97,3 @@ def test_the_paddleocr_engine_needs_its_model_folders(tmp_path: Path) -> None:
         load_engine("paddleocr", Settings(storage_root=tmp_path))
     with pytest.raises(InputError, match="not a PaddleOCR model folder"):
         load_engine("paddleocr", Settings(storage_root=tmp_path, paddleocr_model_dir=tmp_path))
-
-
-def test_both_engines_read_a_frame_alike(engine: OcrEngine, paddle_models: Path,
-                                         tmp_path: Path) -> None:
-    paddle = load_engine("paddleocr", Settings(storage_root=tmp_path,
-                                               paddleocr_model_dir=paddle_models))
-    font = ImageFont.truetype(str(cjk_font()), 28)
-    logo = ImageFont.truetype(str(cjk_font()), 22)
-    frame = draw_frame(3, SIZE, CUES[2], font, logo)
-    read = {e.name: lines_of([b for b in e.read(frame) if b.top > 0.6 * SIZE[1]])
-            for e in (engine, paddle)}
-    assert read["paddleocr"] == read["rapidocr"] == CUES[2].text.split("\n")
