@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -33,12 +32,12 @@ from typing import Any
 
 import httpx
 import jiwer
-import psutil
 import pysubs2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_long import replica_hwm_mb, run_node  # noqa: E402
 from bench.local_graph import LocalGraph  # noqa: E402
 from nodes.registry import BY_NAME  # noqa: E402
 from tests.burned_subtitles import CUES, Cue, make_subtitled_video  # noqa: E402
@@ -58,32 +57,6 @@ def cues_for(seconds: float) -> tuple[Cue, ...]:
     for k in range(int(seconds // 12)):
         out += [Cue(c.text, c.start + 12 * k, c.end + 12 * k) for c in CUES]
     return tuple(out)
-
-
-def replica_hwm_mb(deployment: str) -> float | None:
-    pattern = re.compile(rf"ServeReplica:reelserve:{re.escape(deployment)}\b")
-    for proc in psutil.process_iter(["cmdline"]):
-        if pattern.search(" ".join(proc.info["cmdline"] or [])):
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    return None
-
-
-def run_node(client: httpx.Client, task_id: str, name: str, data: dict[str, Any],
-             timeout: float) -> dict[str, Any]:
-    response = client.post("/v1/tasks", json={"task_name": name, "task_id": task_id,
-                                              "input_data": data})
-    response.raise_for_status()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stage = client.get(f"/v1/tasks/{task_id}/status").json()["stages"].get(name)
-        if stage and stage["status"] in ("SUCCESS", "FAILED"):
-            if stage["status"] == "FAILED":
-                raise RuntimeError(f"{name} failed: {stage['error']}")
-            return dict(stage)
-        time.sleep(0.5)  # a bench polls; the tests wait on callbacks
-    raise TimeoutError(f"{name} did not finish in {timeout} s")
 
 
 def score(srt: str, truth: tuple[Cue, ...]) -> dict[str, Any]:

@@ -25,9 +25,10 @@ def box(text: str, left: float, top: float, width: float = 200, height: float = 
                     (left, top + height)), text, 0.95)
 
 
-def ocr_box(text: str, left: float, top: float, height: float = 30) -> OcrBox:
+def ocr_box(text: str, left: float, top: float, height: float = 30) -> TextBox:
+    """A box as read back from ocr_results.json."""
     return OcrBox(text=text, box=[(left, top), (left + 100, top), (left + 100, top + height),
-                                  (left, top + height)])
+                                  (left, top + height)]).text_box()
 
 
 def test_no_text_gives_the_lower_part_with_zero_confidence() -> None:

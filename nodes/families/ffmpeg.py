@@ -55,6 +55,19 @@ def extract_keyframes(params: ExtractKeyframesParams, ctx: RunContext) -> dict[s
     return {"keyframe_dir": str(out_dir), "keyframe_files_count": count}
 
 
+MAX_COORDINATE = 100_000  # pixels (a 16K frame is 15360 wide)
+
+
+def check_area(v: list[int] | None) -> list[int] | None:
+    """A subtitle area: [x1, y1, x2, y2] in pixels (crop_subtitle_images, the stitching)."""
+    bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1]
+                             or max(v) > MAX_COORDINATE)
+    if bad:
+        raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0, "
+                         f"at most {MAX_COORDINATE}")
+    return v
+
+
 class CropSubtitleImagesParams(NodeParams):
     video_path: str = Field(description="Video file: storage-root path or http(s) URL.")
     subtitle_area: list[int] | None = Field(
@@ -62,15 +75,7 @@ class CropSubtitleImagesParams(NodeParams):
     decode_processes: int = Field(default=4, ge=1, le=10,
                                   description="Parallel ffmpeg processes (time segments).")
 
-    @field_validator("subtitle_area")
-    @classmethod
-    def _area(cls, v: list[int] | None) -> list[int] | None:
-        bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1]
-                                 or max(v) > 100_000)
-        if bad:
-            raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0, "
-                             "at most 100000")
-        return v
+    _area = field_validator("subtitle_area")(check_area)
 
 
 def crop_subtitle_images(params: CropSubtitleImagesParams, ctx: RunContext) -> dict[str, Any]:

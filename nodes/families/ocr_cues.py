@@ -23,7 +23,7 @@ import pysubs2
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nodes.families.images import MAX_IMAGES
-from nodes.families.ocr_engines import alike, norm
+from nodes.families.ocr_engines import TextBox, alike, norm
 from nodes.families.segments import (
     Segment,
     cue_text,
@@ -43,23 +43,16 @@ MAX_FRAME_CHARS = 500  # of a frame's text (a subtitle holds ~100): readings are
 
 
 class OcrBox(BaseModel):
+    """A box of ocr_results.json (TextBox.record's form)."""
+
     model_config = ConfigDict(allow_inf_nan=False)
 
     text: str = Field(max_length=1000)
     score: float = 1.0
     box: list[tuple[float, float]] = Field(min_length=4, max_length=4)
 
-    @property
-    def top(self) -> float:
-        return min(y for _, y in self.box)
-
-    @property
-    def bottom(self) -> float:
-        return max(y for _, y in self.box)
-
-    @property
-    def left(self) -> float:
-        return min(x for x, _ in self.box)
+    def text_box(self) -> TextBox:
+        return TextBox(tuple(self.box), self.text, self.score)
 
 
 Frame = Annotated[int, Field(ge=0, lt=10**9)]
@@ -80,7 +73,8 @@ class OcrResults(BaseModel):
             if len(raw) > MAX_BOXES:
                 raise TooLarge(f"frame {frame} has more than {MAX_BOXES} boxes")
             try:
-                out.append((frame, frame_text(Boxes.validate_python(raw))))
+                boxes = [b.text_box() for b in Boxes.validate_python(raw)]
+                out.append((frame, frame_text(boxes)))
             except ValidationError as exc:
                 raise InputError(f"frame {frame}: {exc}") from None
         return out
@@ -94,9 +88,9 @@ def join_pieces(texts: list[str]) -> str:
     return out
 
 
-def frame_text(boxes: list[OcrBox]) -> str:
+def frame_text(boxes: list[TextBox]) -> str:
     """Lines top to bottom (boxes overlapping vertically by half a line share one)."""
-    rows: list[list[OcrBox]] = []
+    rows: list[list[TextBox]] = []
     for box in sorted(boxes, key=lambda b: b.top):
         if rows and box.top < rows[-1][-1].bottom - 0.5 * (box.bottom - box.top):
             rows[-1].append(box)

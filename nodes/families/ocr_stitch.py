@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nodes.families.ffmpeg import check_area
 from nodes.families.images import MAX_IMAGES, frame_files, image_files, read_rgb
 from nodes.families.ocr_area import load
 from nodes.families.ocr_engines import EngineName, OcrEngine, TextBox, default_engine
@@ -29,22 +30,12 @@ from nodes.spec import NodeParams, NodeSpec, RunContext
 from reuse.errors import InputError, TooLarge
 
 GAP = 10  # black pixels between two bands
-MAX_COORDINATE = 100_000  # pixels (a 16K frame is 15360 wide)
 MAX_BAND_WIDTH = 1280  # wider bands (HD video) are scaled down: text stays 25+ px tall
 # A stitched image's height: the detector's memory grows with it (measured here: ~1 GB
 # peak at 5800 px, ~0.4 GB at 1200 px) and its time per band does not fall beyond a few
 # bands, so images stay below PaddleOCR's own limit, 4000 px.
 MAX_HEIGHT = 4000
 Area = list[int]
-
-
-def check_area(v: Area | None) -> Area | None:
-    bad = v is not None and (len(v) != 4 or min(v[:2]) < 0 or v[2] <= v[0] or v[3] <= v[1]
-                             or max(v) > MAX_COORDINATE)
-    if bad:
-        raise ValueError("subtitle_area must be [x1, y1, x2, y2], x2 > x1 >= 0, y2 > y1 >= 0, "
-                         f"at most {MAX_COORDINATE}")
-    return v
 
 
 class Placement(BaseModel):
