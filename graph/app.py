@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ray.serve import Application, Deployment
 
 from graph.callback_sender import CallbackSender
 from graph.ingress import Ingress
 from graph.node_deployment import NodeDeployment
+from graph.resources import NodeResources, gpus_apply, node_actor_options, registry_resources
 from graph.stage_store import StageStore
 from nodes import registry
 from reuse.settings import Settings
@@ -24,6 +25,17 @@ class AppArgs(BaseModel):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="Settings overrides; the rest come from REELSERVE_*."
     )
+    resources: dict[str, NodeResources] = Field(
+        default_factory=dict, description="Per node: num_cpus, num_gpus (see graph.resources)."
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _known_nodes(cls, value: dict[str, NodeResources]) -> dict[str, NodeResources]:
+        unknown = sorted(set(value) - set(registry.names()))
+        if unknown:
+            raise ValueError(f"resources for unknown nodes: {unknown}")
+        return value
 
 
 def as_deployment(cls: object) -> Deployment:
@@ -31,26 +43,19 @@ def as_deployment(cls: object) -> Deployment:
     return cast(Deployment, cls)
 
 
-# Ray Serve 2.60 in throughput-optimized mode (the HAProxy fast path) turns off logging to
-# stderr, and then replaces `print` in replicas with one that writes `print(a, file=f)` as
-# the tuple `(a,)` (`logging_utils.redirected_print` passes `objects` unpacked). Libraries
-# that write files with print (pysubs2's SRT/VTT/ASS writers) would write garbage, so node
-# replicas keep Serve's default: log to stderr too, `print` untouched.
-NODE_ENV = {"RAY_SERVE_LOG_TO_STDERR": "1"}
-
-
-def node_actor_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
-    return {"num_cpus": num_cpus, "num_gpus": num_gpus,
-            "runtime_env": {"env_vars": dict(NODE_ENV)}}
-
-
-def build_graph(settings: Settings, nodes: list[str] | None = None) -> Application:
+def build_graph(
+    settings: Settings, nodes: list[str] | None = None,
+    resources: dict[str, NodeResources] | None = None,
+) -> Application:
+    """The deployment graph. `resources` override the registry's per node."""
+    wanted = {**registry_resources(), **(resources or {})}
+    use_gpus = gpus_apply(settings.gpu)
     store = as_deployment(StageStore).bind(settings)
     sender = as_deployment(CallbackSender).bind(settings, store)
     node_apps = {
         spec.name: as_deployment(NodeDeployment).options(
             name=spec.deployment_name,
-            ray_actor_options=node_actor_options(spec.num_cpus, spec.num_gpus),
+            ray_actor_options=node_actor_options(wanted[spec.name], use_gpus),
         ).bind(spec.name, settings, store, sender)
         for spec in registry.select(nodes)
     }
@@ -59,4 +64,4 @@ def build_graph(settings: Settings, nodes: list[str] | None = None) -> Applicati
 
 def build_app(args: dict[str, Any]) -> Application:
     parsed = AppArgs.model_validate(args or {})
-    return build_graph(Settings(**parsed.settings), parsed.nodes)
+    return build_graph(Settings(**parsed.settings), parsed.nodes, parsed.resources)

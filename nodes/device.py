@@ -2,7 +2,7 @@
 
 Ray assigns GPUs to a replica that asks for `num_gpus` and narrows CUDA_VISIBLE_DEVICES to
 them, so the assigned GPU is `cuda:0` inside the replica. A *logical* GPU (`ray start
---num-gpus=1` on a CPU-only machine, how `make run` and the tests schedule fractional
+--num-gpus=1` on a CPU-only machine, how the tests schedule fractional
 deployments) has no CUDA behind it: the node then runs on the CPU.
 """
 

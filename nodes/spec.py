@@ -63,7 +63,7 @@ class NodeSpec:
     file_params: tuple[str, ...] = ()  # params that name an input file or URL
     dir_params: tuple[str, ...] = ()  # params that name a local folder (never a URL)
     load: Callable[[Settings, str], Any] | None = None  # (settings, device): once per replica
-    num_cpus: float = 0.25
+    num_cpus: float = 0.05  # Ray's reservation for placement, not a limit (README)
     num_gpus: float = 0.0
     max_concurrent_runs: int = 4  # runs at once per replica; more queue (lease kept alive)
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default=6 * 3600.0, gt=0, description="Longest media input a node accepts (seconds)."
     )
 
+    # Placement (see graph/resources.py)
+    gpu: Literal["auto", "on", "off"] = Field(
+        default="auto", description="Whether node replicas ask Ray for their GPU fractions: "
+        "auto (if the cluster has GPUs at deploy time), on (always), off (never).")
+
     # Engines
     ffmpeg_binary: str | None = Field(
         default=None, description="ffmpeg to run; default: ffmpeg on PATH, else imageio-ffmpeg's."

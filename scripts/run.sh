@@ -35,17 +35,16 @@ python scripts/wait_redis.py "$REDIS_URL" 20
 export REELSERVE_STORAGE_ROOT="${REELSERVE_STORAGE_ROOT:-$RUN_DIR/share}"
 mkdir -p "$REELSERVE_STORAGE_ROOT"
 
-# GPUs: real ones if nvidia-smi sees any; else one logical GPU so the fractions in
-# serve_config.yaml schedule (nodes see no CUDA and run on the CPU).
+# GPUs: the ones nvidia-smi sees (none on a CPU-only machine: the nodes' GPU fractions then
+# do not apply and every node runs on the CPU, see graph/resources.py).
 GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
-[ "${GPUS:-0}" -gt 0 ] || GPUS=1
-# Logical CPUs: at least what serve_config.yaml asks for, plus one (6.1 CPUs for 23
-# deployments, most of them idle light replicas), so the whole graph fits on a 2-core
-# machine; the speech nodes then share the cores.
+GPUS="${GPUS:-0}"
+# Logical CPUs: at least what serve_config.yaml reserves (1.75 CPUs for 23 deployments,
+# most of them idle light replicas), so the whole graph fits on a 2-core machine.
 NEED="$(python -c 'import math, yaml
-c = yaml.safe_load(open("serve_config.yaml"))
-print(math.ceil(sum(d.get("ray_actor_options", {}).get("num_cpus", 1)
-                    for a in c["applications"] for d in a["deployments"]) - 1e-6) + 1)')"
+a = yaml.safe_load(open("serve_config.yaml"))["applications"][0]
+print(math.ceil(sum(d.get("ray_actor_options", {}).get("num_cpus", 0) for d in a["deployments"])
+                + sum(r["num_cpus"] for r in a["args"]["resources"].values()) - 1e-6))')"
 CPUS="${RAY_NUM_CPUS:-$(( $(nproc) > NEED ? $(nproc) : NEED ))}"
 
 # Serve's HAProxy fast path only when asked for (REELSERVE_HAPROXY=1): Ray's HAProxy

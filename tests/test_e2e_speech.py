@@ -125,10 +125,8 @@ def test_speech_deployments_pack_on_one_logical_gpu(api: str, settings: Settings
     """serve_config.yaml's fractions for the speech nodes fit one GPU together, and the
     running replicas all hold that one GPU (they compute on the CPU here)."""
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    options = {d["name"]: d["ray_actor_options"] for d in
-               config["applications"][0]["deployments"]}
-    fractions = {n: options[registry.BY_NAME[n].deployment_name]["num_gpus"]
-                 for n in SPEECH_NODES}
+    resources = config["applications"][0]["args"]["resources"]
+    fractions = {n: resources[n]["num_gpus"] for n in SPEECH_NODES}
     assert all(0 < f < 1 for f in fractions.values()) and sum(fractions.values()) <= 1
     assert ray.cluster_resources()["GPU"] == 1
     for name in SPEECH_NODES:

@@ -45,8 +45,12 @@ def test_serve_config_names_exactly_the_registered_nodes() -> None:
     expected = [d["name"] for d in platform_deployments()] + [
         s.deployment_name for s in registry.NODES]
     assert sorted(names) == sorted(expected)
+    platform = {d["name"] for d in platform_deployments()}
     for dep in app["deployments"]:
-        assert "num_cpus" in dep["ray_actor_options"]
+        # node deployments take their resources from args (graph/resources.py): Serve's
+        # ray_actor_options would replace the builder's options whole
+        assert ("ray_actor_options" in dep) == (dep["name"] in platform), dep["name"]
+    assert sorted(app["args"]["resources"]) == sorted(registry.names())
     assert config["http_options"]["host"] == "127.0.0.1"
     generated = generate()["applications"][0]["deployments"]
     assert [d["name"] for d in generated] == expected

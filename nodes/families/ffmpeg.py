@@ -140,6 +140,5 @@ SPECS = (
         outputs=("cropped_images_path", "cropped_images_files_count"),
         upstream={"subtitle_area": (("paddleocr.detect_subtitle_area", "subtitle_area"),)},
         required=("video_path", "subtitle_area"), file_params=("video_path",),
-        num_cpus=0.25,
     ),
 )

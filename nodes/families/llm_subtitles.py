@@ -105,7 +105,7 @@ SPECS = (
                  "model_used", "statistics"),
         upstream={"subtitle_path": (("wservice.generate_subtitle_files", "subtitle_path"),
                                     ("paddleocr.postprocess_and_finalize", "srt_file"))},
-        required=("subtitle_path",), file_params=("subtitle_path",), num_cpus=0.1,
+        required=("subtitle_path",), file_params=("subtitle_path",),
     ),
     NodeSpec(
         name="wservice.ai_optimize_subtitles", family="wservice",
@@ -115,6 +115,6 @@ SPECS = (
         outputs=("optimized_file_path", "original_file_path", "provider_used", "model_used",
                  "subtitles_count", "batches_count", "statistics"),
         upstream={"segments_file": (("faster_whisper.transcribe_audio", "segments_file"),)},
-        required=("segments_file",), file_params=("segments_file",), num_cpus=0.1,
+        required=("segments_file",), file_params=("segments_file",),
     ),
 )

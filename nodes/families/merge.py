@@ -247,7 +247,7 @@ SPECS = (
                                     ("faster_whisper.transcribe_audio", "segments_file")),
                   "diarization_file": _TURNS},
         required=("segments_data|segments_file", "speaker_segments_data|diarization_file"),
-        file_params=("segments_file", "diarization_file"), num_cpus=0.1,
+        file_params=("segments_file", "diarization_file"),
     ),
     NodeSpec(
         name="wservice.merge_with_word_timestamps", family="wservice",
@@ -257,6 +257,6 @@ SPECS = (
         upstream={"segments_file": (("faster_whisper.transcribe_audio", "segments_file"),),
                   "diarization_file": _TURNS},
         required=("segments_data|segments_file", "speaker_segments_data|diarization_file"),
-        file_params=("segments_file", "diarization_file"), num_cpus=0.1,
+        file_params=("segments_file", "diarization_file"),
     ),
 )

@@ -270,6 +270,6 @@ SPECS = (
                  "detection_file"),
         upstream={"keyframe_dir": (("ffmpeg.extract_keyframes", "keyframe_dir"),)},
         required=("keyframe_dir",), dir_params=("keyframe_dir",),
-        num_cpus=0.25, num_gpus=0.05, max_concurrent_runs=1,
+        num_cpus=0.1, num_gpus=0.05, max_concurrent_runs=1,
     ),
 )

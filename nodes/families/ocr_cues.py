@@ -203,7 +203,7 @@ SPECS = (
         outputs=("srt_file", "json_file", "subtitles_count", "fps", "frames_processed"),
         upstream={"ocr_results_path": (("paddleocr.perform_ocr", "ocr_results_path"),)},
         required=("ocr_results_path", "video_path"),
-        file_params=("ocr_results_path", "video_path"), num_cpus=0.1,
+        file_params=("ocr_results_path", "video_path"),
         max_concurrent_runs=1,  # a 64 MB results file parses to ~1 GB of Python objects
     ),
 )

@@ -225,7 +225,6 @@ SPECS = (
                                            "cropped_images_path"),),
                   "subtitle_area": (("paddleocr.detect_subtitle_area", "subtitle_area"),)},
         required=("cropped_images_path",), dir_params=("cropped_images_path",),
-        num_cpus=0.25,
     ),
     NodeSpec(
         name="paddleocr.perform_ocr", family="paddleocr",
@@ -238,6 +237,6 @@ SPECS = (
                   "multi_frames_path": (("paddleocr.create_stitched_images",
                                          "multi_frames_path"),)},
         required=("manifest_path", "multi_frames_path"), file_params=("manifest_path",),
-        dir_params=("multi_frames_path",), num_cpus=0.5, num_gpus=0.1, max_concurrent_runs=1,
+        dir_params=("multi_frames_path",), num_cpus=0.1, num_gpus=0.1, max_concurrent_runs=1,
     ),
 )

@@ -204,7 +204,7 @@ SPECS = (
         upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),
                                  ("audio_separator.separate_vocals", "vocal_audio"))},
         required=("audio_path",), file_params=("audio_path",),
-        num_cpus=1, num_gpus=0.1, max_concurrent_runs=1,
+        num_cpus=0.1, num_gpus=0.1, max_concurrent_runs=1,
     ),
     NodeSpec(
         name="pyannote_audio.get_speaker_segments", family="pyannote_audio",
@@ -213,7 +213,7 @@ SPECS = (
         reuse_keys=("speaker_segments_file",),
         outputs=("segments", "summary", "speaker_segments_file"),
         upstream=_DIARIZATION, required=("diarization_file",),
-        file_params=("diarization_file",), num_cpus=0.1,
+        file_params=("diarization_file",),
     ),
     NodeSpec(
         name="pyannote_audio.validate_diarization", family="pyannote_audio",
@@ -222,6 +222,6 @@ SPECS = (
         reuse_keys=("validation_file",),
         outputs=("validation", "validation_file"),
         upstream=_DIARIZATION, required=("diarization_file",),
-        file_params=("diarization_file",), num_cpus=0.1,
+        file_params=("diarization_file",),
     ),
 )

@@ -274,6 +274,6 @@ SPECS = (
                  "engine", "device", "quality_mode"),
         upstream={"audio_path": (("ffmpeg.extract_audio", "audio_path"),)},
         required=("audio_path|video_path",), file_params=("audio_path", "video_path"),
-        num_cpus=0.25, num_gpus=0.15, max_concurrent_runs=2,
+        num_cpus=0.1, num_gpus=0.15, max_concurrent_runs=2,
     ),
 )

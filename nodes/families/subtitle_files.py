@@ -175,6 +175,6 @@ SPECS = (
             "diarization_file": (("pyannote_audio.diarize_speakers", "diarization_file"),),
         },
         required=("segments_data|segments_file",),
-        file_params=("segments_file", "diarization_file"), num_cpus=0.1,
+        file_params=("segments_file", "diarization_file"),
     ),
 )

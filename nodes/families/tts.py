@@ -261,6 +261,6 @@ SPECS = (
         required=("text|segments_file",),
         file_params=("segments_file", "spk_audio_prompt", "reference_audio", "speaker_audio",
                      "emotion_reference"),
-        num_cpus=0.5, num_gpus=0.15, max_concurrent_runs=1,
+        num_cpus=0.1, num_gpus=0.15, max_concurrent_runs=1,
     ),
 )

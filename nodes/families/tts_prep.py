@@ -161,6 +161,5 @@ SPECS = (
             ("wservice.generate_subtitle_files", "json_path"),
             ("faster_whisper.transcribe_audio", "segments_file"))},
         required=("segments_data|segments_file",), file_params=("segments_file",),
-        num_cpus=0.1,
     ),
 )

@@ -241,6 +241,6 @@ SPECS = (
         upstream={"audio_path": (("audio_separator.separate_vocals", "vocal_audio"),
                                  ("ffmpeg.extract_audio", "audio_path"))},
         required=("audio_path",), file_params=("audio_path",),
-        num_cpus=1, num_gpus=0.2, max_concurrent_runs=1,
+        num_cpus=0.1, num_gpus=0.2, max_concurrent_runs=1,
     ),
 )
