@@ -16,6 +16,7 @@ import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from graph.metrics import SenderMetrics
 from reuse.addresses import pinned, redact, resolve_checked
 from reuse.callbacks import backoff_s, headers, webhook_id
 from reuse.errors import AddressRefused
@@ -26,6 +27,8 @@ from reuse.status import DeliveryState
 
 log = logging.getLogger("reelserve.callbacks")
 POLL_S = 1.0
+RESULTS = {DeliveryState.DELIVERED: "delivered", DeliveryState.QUEUED: "retry",
+           DeliveryState.FAILED: "failed", DeliveryState.GONE: "gone"}
 MAX_PARALLEL = 32
 
 
@@ -87,6 +90,7 @@ class CallbackSender:
         self.store = store
         self.deliverer = Deliverer(settings)
         self.wake = asyncio.Event()
+        self.metrics = SenderMetrics()
         self.active: set[asyncio.Task[None]] = set()
         self.loop_task = asyncio.get_running_loop().create_task(self._drain_forever())
 
@@ -103,11 +107,12 @@ class CallbackSender:
             self.wake.clear()  # before reading, so a notify during the read is not lost
             room = MAX_PARALLEL - len(self.active)
             batch: list[tuple[str, CallbackDelivery]] = []
-            if room > 0:
-                try:
+            try:
+                self.metrics.outbox_lag(await self.store.outbox_lag.remote())
+                if room > 0:
                     batch = await self.store.take_due.remote(room)
-                except Exception:
-                    log.exception("cannot read the outbox; retrying")
+            except Exception:
+                log.exception("cannot read the outbox; retrying")
             for task_id, record in batch:
                 task = asyncio.get_running_loop().create_task(self._deliver(task_id, record))
                 self.active.add(task)
@@ -124,6 +129,7 @@ class CallbackSender:
     async def _deliver(self, task_id: str, record: CallbackDelivery) -> None:
         try:
             result = await self.deliverer.attempt(task_id, record)
+            self.metrics.delivery(RESULTS[result.state])
             if result.state is not DeliveryState.DELIVERED:
                 # the host only: callback URLs often carry tokens in their path or query
                 log.warning("callback to %s for %s: %s", redact(record.url), task_id,

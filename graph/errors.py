@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from graph.metrics import refused_before_handler
 from reuse.errors import (
     Conflict,
     InputError,
@@ -125,9 +126,11 @@ def install(api: FastAPI) -> None:
         return _json(status_of(exc), exc.message, exc.detail)
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errors):
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        refused_before_handler(request.method, request.url.path, status)
+        if status == 400:
             return _json(400, "the request body is not valid JSON", describe_errors(errors))
         messages = describe_errors(errors)
         return _json(422, "; ".join(messages)[:1000], messages)
@@ -135,6 +138,8 @@ def install(api: FastAPI) -> None:
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status_code < 500:
+            refused_before_handler(request.method, request.url.path, exc.status_code)
         if exc.status_code == 405:  # Allow names every route's methods for this path
             headers["allow"] = ", ".join(allowed_methods(request)) or headers.get("allow", "")
         return _json(exc.status_code, str(exc.detail), headers=headers)

@@ -20,7 +20,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from graph import errors, files, limits
-from graph.errors import responses
+from graph.errors import responses, status_of
+from graph.metrics import ingress_metrics
 from graph.schemas import TASK_ID_PATTERN, TaskRequest, TaskResponse
 from nodes import registry
 from nodes.inputs import check_file_params, resolve_upstream
@@ -29,7 +30,7 @@ from nodes.spec import NodeSpec
 from reuse import reuse_info
 from reuse.addresses import check_target, redact
 from reuse.decide import Action, decide
-from reuse.errors import AddressRefused, Conflict, InputError, NotFound, brief
+from reuse.errors import AddressRefused, Conflict, InputError, NotFound, ReelserveError, brief
 from reuse.models import Stage, WorkflowContext, fingerprint
 from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.settings import Settings
@@ -84,6 +85,7 @@ class Ingress:
         self.nodes = nodes
         self.specs = [spec for spec in registry.NODES if spec.name in nodes]
         self.hand_offs: set[asyncio.Task[None]] = set()
+        self.metrics = ingress_metrics()
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class Ingress:
         self, body: TaskRequest, stage: Stage, context: WorkflowContext | None
     ) -> Response:
         """Answer a hit. `context` is the job as read for the decision (None: read it now)."""
+        self.metrics.request(body.task_name, "hit")
         if body.callback and context is not None:
             await self.store.enqueue_hit.remote(body.task_id, body.task_name, body.callback)
         if body.callback:
@@ -161,6 +164,14 @@ class Ingress:
         return await asyncio.shield(work)
 
     async def _submit(self, body: TaskRequest) -> Response:
+        try:
+            return await self._decide(body)
+        except ReelserveError as exc:
+            if status_of(exc) < 500:
+                self.metrics.request(body.task_name, "refused", str(status_of(exc)))
+            raise
+
+    async def _decide(self, body: TaskRequest) -> Response:
         spec = self._spec(body.task_name)
         limits.check_strings(body.input_data, self.settings.max_string_chars)
         try:
@@ -198,6 +209,7 @@ class Ingress:
         if action is Action.HIT:
             return await self._hit(body, stage, None)  # the store queued its callback
         if action is Action.WAIT:
+            self.metrics.request(spec.name, "pending")
             return self._answer(202, body, "pending", "the node is already running this task; "
                                 "no second run", reuse_info.pending(spec.name, stage))
         job = Job(task_id=body.task_id, task_name=spec.name, attempt=stage.attempt,
@@ -207,6 +219,7 @@ class Ingress:
         hand_off.add_done_callback(self.hand_offs.discard)
         reason = outcome.decision.reason
         assert reason is not None
+        self.metrics.request(spec.name, "miss", reason.value)
         return self._answer(202, body, "pending", f"started ({reason.value})",
                             reuse_info.miss(spec.name, reason, stage.attempt))
 

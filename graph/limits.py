@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from fastapi import HTTPException
 
 from graph import files
+from graph.metrics import refused_before_handler
 from reuse.errors import InputError, ReelserveError
 from reuse.settings import Settings
 
@@ -101,19 +102,23 @@ class RequestGuard:
             path = path[len(root):]
         method: str = scope.get("method", "GET")
         if path.startswith("/v1/") and not authorized(settings, authorization, api_key):
+            refused_before_handler(method, path, 401)
             await _answer(send, 401, "missing or wrong API key",
                           {"www-authenticate": "Bearer"})
             return
         refused = early_refusal(settings, method, path, scope.get("query_string", b""))
         if refused is not None:
+            refused_before_handler(method, path, 422)
             await _answer(send, 422, refused)
             return
         limit = body_limit(settings, method, path)
         if declared is not None:
             if not declared.isdigit():
+                refused_before_handler(method, path, 400)
                 await _answer(send, 400, "invalid Content-Length header")
                 return
             if int(declared) > limit:
+                refused_before_handler(method, path, 413)
                 await _answer(send, 413, f"the request body is larger than {limit} bytes")
                 return
             # the server reads no more than Content-Length: nothing left to count

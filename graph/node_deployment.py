@@ -14,6 +14,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from graph.metrics import RunMetrics
 from nodes import registry
 from nodes.device import assigned_gpu_ids, select_device
 from nodes.runner import Job, NodeRunner
@@ -57,8 +58,9 @@ class NodeDeployment:
         self.device = select_device()
         engine = spec.load(settings, self.device) if spec.load else None  # once per replica
         self.engine: Any = engine
+        self.metrics = RunMetrics(spec.name)
         self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify,
-                                 self.device)
+                                 self.device, self.metrics)
         self.running: set[asyncio.Task[Any]] = set()
 
     async def _notify(self) -> None:

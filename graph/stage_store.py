@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from ray import serve
 
+from graph.metrics import StoreMetrics
 from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
@@ -56,7 +57,15 @@ class StageStore:
         self.store = RedisStageStore(settings)
         self.outbox = Outbox(self.store)
         self.locks = KeyedLocks()
+        self.metrics = StoreMetrics()
         self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    @asynccontextmanager
+    async def _writing(self, op: str, task_id: str) -> AsyncIterator[None]:
+        """Hold the job's lock for one write; its time (lock wait included) is measured."""
+        with self.metrics.timed(op):
+            async with self.locks.hold(task_id):
+                yield
 
     async def ping(self) -> bool:
         return bool(await self.store.redis.ping())
@@ -67,7 +76,7 @@ class StageStore:
 
     async def claim(self, req: ClaimRequest, callback_url: str | None) -> ClaimOutcome:
         """Authoritative decision + claim; subscribes the request's callback URL."""
-        async with self.locks.hold(req.task_id):
+        async with self._writing("claim", req.task_id):
             outcome = await self.store.claim(req)
             stage, decision = outcome.stage, outcome.decision
             if decision.reason is MissReason.LEASE_EXPIRED:
@@ -83,7 +92,7 @@ class StageStore:
             return outcome
 
     async def enqueue_hit(self, task_id: str, task_name: str, url: str) -> bool:
-        async with self.locks.hold(task_id):
+        async with self._writing("enqueue_hit", task_id):
             stage = await self.store.read_stage(task_id, task_name)
             if stage is None:
                 return False
@@ -91,20 +100,20 @@ class StageStore:
             return True
 
     async def start(self, task_id: str, task_name: str, attempt: int) -> Fenced:
-        async with self.locks.hold(task_id):
+        async with self._writing("start", task_id):
             return await self.store.start(task_id, task_name, attempt)
 
     async def heartbeat(
         self, task_id: str, task_name: str, attempt: int, progress: float
     ) -> Fenced:
-        async with self.locks.hold(task_id):
+        async with self._writing("heartbeat", task_id):
             return await self.store.heartbeat(task_id, task_name, attempt, progress)
 
     async def finish(
         self, task_id: str, task_name: str, attempt: int,
         output: dict | None, error: str | None,
     ) -> Fenced:
-        async with self.locks.hold(task_id):
+        async with self._writing("finish", task_id):
             fenced = await self.store.finish(task_id, task_name, attempt, output, error)
             # promote in both cases: subscribers of a superseded attempt are told it ended
             await self.outbox.promote_waiting(task_id, task_name, attempt)
@@ -113,14 +122,17 @@ class StageStore:
     async def take_due(self, limit: int) -> list[tuple[str, CallbackDelivery]]:
         return await self.outbox.take_due(limit)
 
+    async def outbox_lag(self) -> float:
+        return await self.outbox.lag(time.time())
+
     async def settle(self, task_id: str, record: CallbackDelivery, result: Settlement) -> None:
-        async with self.locks.hold(task_id):
+        async with self._writing("settle", task_id):
             await self.outbox.settle(task_id, record, result)
 
     async def delete_job(self, task_id: str, force: bool) -> DeleteOutcome:
         """Delete a job's keys and its folder under `jobs/`. Refused while a stage is in
         flight, unless forced. A job that does not exist leaves every folder alone."""
-        async with self.locks.hold(task_id):
+        async with self._writing("delete_job", task_id):
             stages = await self.store.read_stages(task_id)
             now = time.time()
             busy = [name for name, s in stages.items()
@@ -140,7 +152,7 @@ class StageStore:
         ended = 0
         now = time.time()
         for task_id, task_name in await self.store.expired_leases(now):
-            async with self.locks.hold(task_id):
+            async with self._writing("expire", task_id):
                 fenced = await self.store.expire(task_id, task_name, now)
                 if not fenced.accepted or fenced.stage is None:
                     continue

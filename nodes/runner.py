@@ -51,6 +51,29 @@ class StageWriter(Protocol):
     ) -> Fenced: ...
 
 
+class RunObserver(Protocol):
+    """Told of each run's queueing, start and end (graph.metrics.RunMetrics is one)."""
+
+    def queue(self, delta: int) -> None: ...
+
+    def start(self) -> None: ...
+
+    def finish(self, status: str, seconds: float) -> None: ...
+
+
+class Uncounted:
+    """The observer of a runner nobody watches (tests that drive a runner directly)."""
+
+    def queue(self, delta: int) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def finish(self, status: str, seconds: float) -> None:
+        pass
+
+
 class NodeRunner:
     def __init__(
         self,
@@ -60,7 +83,9 @@ class NodeRunner:
         engine: Any = None,
         on_finished: Callable[[], Awaitable[None]] | None = None,
         device: str = "cpu",
+        observer: RunObserver | None = None,
     ) -> None:
+        self.observer: RunObserver = observer or Uncounted()
         self.spec = spec
         self.device = device
         self.settings = settings
@@ -106,7 +131,12 @@ class NodeRunner:
     async def run(self, job: Job) -> StageStatus | None:
         """Run one claimed attempt to its end. Returns the final status, None if fenced out."""
         key = (job.task_id, job.task_name, job.attempt)
-        if not await self._wait_for_slot(key):
+        self.observer.queue(1)
+        try:
+            slot = await self._wait_for_slot(key)
+        finally:
+            self.observer.queue(-1)
+        if not slot:
             log.warning("attempt %s was superseded while queued", key)
             return None
         try:
@@ -124,6 +154,8 @@ class NodeRunner:
             workdir=node_dir(self.settings.storage_root, job.task_id, job.task_name),
             settings=self.settings, engine=self.engine, device=self.device,
         )
+        begun = time.monotonic()
+        self.observer.start()
         work = asyncio.ensure_future(asyncio.to_thread(self._call, job, ctx))
         current = True
         while not work.done():
@@ -144,6 +176,8 @@ class NodeRunner:
         accepted = finished is not None and finished.accepted
         if not accepted:
             log.warning("late finish of %s rejected by the fence", key)
+        self.observer.finish("superseded" if not accepted else "failed" if error else "success",
+                             time.monotonic() - begun)
         if self.on_finished is not None:
             await self.on_finished()
         if not accepted:

@@ -129,6 +129,11 @@ class Outbox:
         record.body = freeze(build_payload(task_id, record, stage, context))
         await self._put(task_id, record, guard="absent", score=str(now))
 
+    async def lag(self, now: float) -> float:
+        """Seconds the oldest due delivery has waited to be taken (0: none is due)."""
+        oldest = await self.store.redis.zrange(keys.outbox(), 0, 0, withscores=True)
+        return max(0.0, now - float(oldest[0][1])) if oldest else 0.0
+
     async def take_due(self, limit: int = 16) -> list[tuple[str, CallbackDelivery]]:
         now = time.time()
         members = await self._take_due(

@@ -15,6 +15,7 @@ source scripts/ray_env.sh
 REDIS_PORT="${REDIS_PORT:-6390}"
 RAY_PORT="${RAY_PORT:-6380}"            # Ray's GCS; kept off Redis' 6379
 DASHBOARD_PORT="${DASHBOARD_PORT:-8265}"
+METRICS_PORT="${METRICS_PORT:-8090}"    # Ray's Prometheus endpoint (reelserve's metrics too)
 API_PORT="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"))["http_options"]["port"])')"
 API_HOST="$(python -c 'import yaml;print(yaml.safe_load(open("serve_config.yaml"))["http_options"]["host"])')"
 
@@ -68,7 +69,8 @@ if ! ray status --address "127.0.0.1:${RAY_PORT}" >/dev/null 2>&1; then
   # its own session (setsid), so `make stop` ends these processes and no other Ray
   setsid ray start --head --node-ip-address=127.0.0.1 --port="$RAY_PORT" \
     --num-cpus="$CPUS" --num-gpus="$GPUS" --dashboard-host=127.0.0.1 \
-    --dashboard-port="$DASHBOARD_PORT" --disable-usage-stats \
+    --dashboard-port="$DASHBOARD_PORT" --metrics-export-port="$METRICS_PORT" \
+    --disable-usage-stats \
     > "$RUN_DIR/ray-start.log" 2>&1 < /dev/null &
   wait $!
   ps -o sid= -p "$(pgrep -f -n "gcs_server.*--gcs_server_port=${RAY_PORT}")" | tr -d ' ' \
@@ -89,6 +91,7 @@ reelserve is up ($PROXY; Redis at $REDIS_SHOWN; $GPUS GPU(s) for Ray, $CPUS CPUs
   API:        http://${API_HOST}:${API_PORT}/v1/tasks
   OpenAPI:    http://${API_HOST}:${API_PORT}/docs
   Dashboard:  http://127.0.0.1:${DASHBOARD_PORT}
+  Metrics:    http://127.0.0.1:${METRICS_PORT}/metrics (Prometheus; Grafana: cluster/grafana_reelserve.json)
   Storage:    $REELSERVE_STORAGE_ROOT
 Stop with: make stop
 MSG

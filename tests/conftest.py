@@ -150,7 +150,13 @@ def fast_path_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api(settings: Settings) -> Iterator[str]:
+def metrics_port() -> int:
+    """The port where this session's Ray exports its metrics for Prometheus."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings, metrics_port: int) -> Iterator[str]:
     """The whole graph on a real local Ray + Serve, over HTTP on loopback."""
     import ray
     from ray import serve
@@ -160,8 +166,10 @@ def api(settings: Settings) -> Iterator[str]:
     if os.environ.get("REELSERVE_TEST_PROXY", "haproxy") == "haproxy":
         # the same fast path `make run` uses (ray[serve] bundles haproxy)
         os.environ.update(fast_path_env())
+    # workers report metrics to their node's agent every second (default 10 s)
+    os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")
     ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
-             log_to_driver=False)
+             log_to_driver=False, _metrics_export_port=metrics_port)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(settings), name="reelserve", route_prefix="/")

@@ -36,10 +36,11 @@ def test_make_run_is_loopback_and_token_only_and_stop_stops_only_itself(
     api: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    redis_port, ray_port, dash_port = free_port(), free_port(), free_port()
+    redis_port, ray_port, dash_port, metrics_port = (free_port() for _ in range(4))
     api_port = yaml.safe_load((ROOT / "serve_config.yaml").read_text())["http_options"]["port"]
     env = {**os.environ, "REELSERVE_RUN_DIR": str(run_dir), "REDIS_PORT": str(redis_port),
            "RAY_PORT": str(ray_port), "DASHBOARD_PORT": str(dash_port),
+           "METRICS_PORT": str(metrics_port),
            "REELSERVE_STORAGE_ROOT": str(tmp_path / "share"),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("REDIS_URL", None)
@@ -53,6 +54,9 @@ def test_make_run_is_loopback_and_token_only_and_stop_stops_only_itself(
         for port in (redis_port, api_port, dash_port):
             assert listening(port) == {"127.0.0.1"}, (port, listening(port))
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200
+        # Ray's Prometheus endpoint on METRICS_PORT (reelserve's metrics join it when counted)
+        assert "ray_" in wait_until(lambda: httpx.get(
+            f"http://127.0.0.1:{metrics_port}/metrics").text, timeout=60)
         # Redis needs the password from run/: without it only PING is allowed
         stranger_redis = redis.Redis(port=redis_port)
         assert stranger_redis.ping()
@@ -75,7 +79,7 @@ def test_make_run_is_loopback_and_token_only_and_stop_stops_only_itself(
         stopped = subprocess.run(["bash", "scripts/stop.sh"], cwd=ROOT, env=env, timeout=300,
                                  capture_output=True, text=True)
     assert stopped.returncode == 0, stopped.stderr[-2000:]
-    for port in (redis_port, api_port, dash_port, ray_port):
+    for port in (redis_port, api_port, dash_port, ray_port, metrics_port):
         wait_until(lambda port=port: listening(port) == set(), timeout=30)
     # this session's Ray and Serve are untouched
     assert ray.is_initialized() and ray.cluster_resources().get("CPU", 0) > 0
