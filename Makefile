@@ -58,6 +58,7 @@ lint: setup-full
 
 config: setup
 	$(PY) -m graph.config > serve_config.yaml
+	$(PY) -m graph.kuberay > cluster/rayservice.yaml
 
 bench: setup-full
 	$(PY) bench/bench_reuse.py

@@ -10,7 +10,13 @@ from ray.serve import Application, Deployment
 from graph.callback_sender import CallbackSender
 from graph.ingress import Ingress
 from graph.node_deployment import NodeDeployment
-from graph.resources import NodeResources, gpus_apply, node_actor_options, registry_resources
+from graph.resources import (
+    NodeResources,
+    gpus_apply,
+    node_actor_options,
+    node_scaling,
+    registry_resources,
+)
 from graph.stage_store import StageStore
 from nodes import registry
 from reuse.settings import Settings
@@ -46,8 +52,11 @@ def as_deployment(cls: object) -> Deployment:
 def build_graph(
     settings: Settings, nodes: list[str] | None = None,
     resources: dict[str, NodeResources] | None = None,
+    scaling: dict[str, dict[str, Any]] | None = None,
 ) -> Application:
-    """The deployment graph. `resources` override the registry's per node."""
+    """The deployment graph. `resources` override the registry's per node; `scaling`
+    overrides fields of a node's autoscaling_config (serve_config.yaml's deployment
+    entries override both, the Serve way)."""
     wanted = {**registry_resources(), **(resources or {})}
     use_gpus = gpus_apply(settings.gpu)
     store = as_deployment(StageStore).bind(settings)
@@ -56,6 +65,7 @@ def build_graph(
         spec.name: as_deployment(NodeDeployment).options(
             name=spec.deployment_name,
             ray_actor_options=node_actor_options(wanted[spec.name], use_gpus),
+            **node_scaling(spec, (scaling or {}).get(spec.name)),
         ).bind(spec.name, settings, store, sender)
         for spec in registry.select(nodes)
     }

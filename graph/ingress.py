@@ -2,8 +2,8 @@
 
 A hit is answered from one Redis read, without a hop to another deployment (unless it has
 a callback to queue). Misses and waits go to the StageStore, which re-decides under its
-per-task lock and claims atomically; a won claim is handed to the node's deployment, whose
-`submit` returns at once, so nothing here awaits a node run.
+per-task lock and claims atomically; a won claim is handed to the node's deployment by a
+task of its own (`_hand_off`), which lasts the run: no request waits for a node run.
 """
 
 
@@ -21,6 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from graph import errors, files, limits
 from graph.errors import responses, status_of
+from graph.hand_off import see_through
 from graph.metrics import ingress_metrics
 from graph.schemas import TASK_ID_PATTERN, TaskRequest, TaskResponse
 from nodes import registry
@@ -32,7 +33,7 @@ from reuse.addresses import check_target, redact
 from reuse.decide import Action, decide
 from reuse.errors import AddressRefused, Conflict, InputError, NotFound, ReelserveError, brief
 from reuse.models import Stage, WorkflowContext, fingerprint
-from reuse.redis_store import ClaimRequest, RedisStageStore
+from reuse.redis_store import ClaimRequest, Fenced, RedisStageStore
 from reuse.settings import Settings
 from reuse.storage import artifacts_exist
 
@@ -138,18 +139,19 @@ class Ingress:
                             reuse_info.hit(body.task_name, stage), context)
 
     async def _hand_off(self, job: Job) -> None:
-        """Give a claimed attempt to its node; the 202 does not wait for this hop.
-
-        If the node cannot take it, the attempt ends FAILED at once (its subscribers are
-        called back); if this replica dies first, the claim's lease runs out and the next
-        request for the node runs it (reason `lease_expired`).
-        """
+        """See the claimed attempt through at its node (graph/hand_off.py); the 202 does not
+        wait for this. If the node cannot take it at all, it ends FAILED at once. If this
+        replica dies, the lease runs out and the sweep starts the run again."""
         try:
-            await self.nodes[job.task_name].submit.remote(job)
+            await see_through(job, self.nodes[job.task_name].submit.remote, self._renew,
+                              self.settings.heartbeat_s)
         except Exception as exc:
             await self.store.finish.remote(job.task_id, job.task_name, job.attempt, None,
                                            f"hand-off to the node failed: {exc!r}"[:500])
             self.sender.notify.remote()
+
+    async def _renew(self, task_id: str, task_name: str, attempt: int) -> Fenced:
+        return await self.store.heartbeat.remote(task_id, task_name, attempt, None)
 
     # ---- the task API ------------------------------------------------------------------
 

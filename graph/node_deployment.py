@@ -1,8 +1,10 @@
 """One Serve deployment per node, all built from this class and the registry.
 
-`submit` starts the run in the replica's own task and returns at once, so the run
-outlives the HTTP request that caused it (DESIGN §2: Serve cancels calls the ingress
-awaits when the client disconnects; a task started here is not cancelled).
+`submit` runs one claimed attempt and returns when it has ended, so Serve counts a run as
+one ongoing request: a replica takes `max_concurrent_runs` at once, the rest wait in the
+caller's router where the autoscaler sees them (graph/resources.py), and a replica being
+scaled in drains its runs first. The run itself is a task of the replica, shielded from
+the call: a cancelled call (the caller gone) does not stop it (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class HandleWriter:
         return await self.store.finish.remote(task_id, task_name, attempt, output, error)
 
 
-# `submit` returns at once (runs queue inside the replica), so this only bounds hand-offs
-@serve.deployment(max_ongoing_requests=100)
+# max_ongoing_requests and autoscaling come per node from graph/resources.py
+@serve.deployment
 class NodeDeployment:
     def __init__(
         self, task_name: str, settings: Settings, store: DeploymentHandle,
@@ -66,11 +68,13 @@ class NodeDeployment:
     async def _notify(self) -> None:
         await self.sender.notify.remote()
 
-    async def submit(self, job: Job) -> bool:
+    async def submit(self, job: Job) -> str | None:
+        """Run a claimed attempt to its end: its final status, None if it was fenced out."""
         task = asyncio.get_running_loop().create_task(self.runner.run(job))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
-        return True
+        status = await asyncio.shield(task)
+        return status.value if status is not None else None
 
     async def describe(self) -> dict[str, Any]:
         """Where this replica computes (the device and the GPUs Ray assigned to it) and,

@@ -1,4 +1,4 @@
-"""What each node replica asks Ray for, and whether the GPU fractions apply.
+"""What each node deployment asks Ray and Serve for: resources, GPU or not, replicas.
 
 serve_config.yaml lists every node's `num_cpus` / `num_gpus` under the application's
 `args.resources` (generated from the registry). It does not set Serve's `ray_actor_options`
@@ -12,6 +12,11 @@ decides instead, with `settings.gpu`:
 - `off`: never.
 
 `num_cpus` is Ray's reservation for placing a replica, not a limit on what a run uses.
+
+Replicas: a node deployment takes at most `max_concurrent_runs` calls at once, and each
+`submit` call lasts its run, so runs beyond that wait in the callers' Serve routers, where
+Serve's autoscaler counts them and a replica it adds takes them (`node_scaling`). A
+replica being scaled in finishes its runs first (`graceful_shutdown_timeout_s`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nodes import registry
+from nodes.spec import NodeSpec
 
 log = logging.getLogger("reelserve.graph")
 
@@ -39,6 +45,9 @@ class NodeResources(BaseModel):
     num_cpus: float = Field(ge=0, le=256, description="Ray CPUs reserved per replica.")
     num_gpus: float = Field(default=0.0, ge=0, le=16,
                             description="GPUs per replica; fractions of one GPU pack.")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources per replica, to pin a node "
+        "to machines that have them (e.g. `node:__internal_head__: 0.01`: the head).")
 
 
 def registry_resources() -> dict[str, NodeResources]:
@@ -64,5 +73,29 @@ def gpus_apply(mode: str) -> bool:
 
 
 def node_actor_options(res: NodeResources, use_gpus: bool) -> dict[str, Any]:
-    return {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus if use_gpus else 0.0,
-            "runtime_env": {"env_vars": dict(NODE_ENV)}}
+    options: dict[str, Any] = {"num_cpus": res.num_cpus,
+                               "num_gpus": res.num_gpus if use_gpus else 0.0,
+                               "runtime_env": {"env_vars": dict(NODE_ENV)}}
+    if res.resources:
+        options["resources"] = dict(res.resources)
+    return options
+
+
+# how long a replica being scaled in (or redeployed) may take to finish its runs
+DRAIN_S = 3600.0
+
+
+def autoscaling(spec: NodeSpec) -> dict[str, Any]:
+    """Serve's autoscaling_config of a node (tune it in serve_config.yaml): one replica
+    idle, up to 4 (2 for nodes with a GPU fraction), a replica per `max_concurrent_runs`
+    runs in flight or waiting."""
+    return {"min_replicas": 1, "max_replicas": 2 if spec.num_gpus else 4,
+            "target_ongoing_requests": spec.max_concurrent_runs,
+            "upscale_delay_s": 10.0, "downscale_delay_s": 120.0}
+
+
+def node_scaling(spec: NodeSpec, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Serve options of a node deployment besides its resources."""
+    return {"max_ongoing_requests": spec.max_concurrent_runs,
+            "autoscaling_config": {**autoscaling(spec), **(override or {})},
+            "graceful_shutdown_timeout_s": DRAIN_S}

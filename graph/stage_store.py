@@ -17,7 +17,10 @@ from contextlib import asynccontextmanager
 
 from ray import serve
 
+from graph.hand_off import see_through
 from graph.metrics import StoreMetrics
+from nodes import registry
+from nodes.runner import Job
 from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
@@ -58,6 +61,7 @@ class StageStore:
         self.outbox = Outbox(self.store)
         self.locks = KeyedLocks()
         self.metrics = StoreMetrics()
+        self.hand_offs: set[asyncio.Task[None]] = set()  # runs it started again
         self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     @asynccontextmanager
@@ -104,8 +108,9 @@ class StageStore:
             return await self.store.start(task_id, task_name, attempt)
 
     async def heartbeat(
-        self, task_id: str, task_name: str, attempt: int, progress: float
+        self, task_id: str, task_name: str, attempt: int, progress: float | None
     ) -> Fenced:
+        """Renew an in-flight attempt's lease (and set its progress, unless None)."""
         async with self._writing("heartbeat", task_id):
             return await self.store.heartbeat(task_id, task_name, attempt, progress)
 
@@ -148,10 +153,16 @@ class StageStore:
     # ---- the lease sweep ---------------------------------------------------------------
 
     async def sweep(self) -> int:
-        """End every attempt whose lease ran out; returns how many were ended."""
-        ended = 0
+        """Deal with every attempt whose lease ran out (its run was lost: the node's replica
+        or machine died, or the caller that renewed it while it waited): start it again as
+        the next attempt, up to `lost_run_retries` times, its waiters moved over; then end
+        it FAILED `lease_expired`. Returns how many were started again or ended."""
+        dealt = 0
         now = time.time()
         for task_id, task_name in await self.store.expired_leases(now):
+            if await self._rerun(task_id, task_name, now):
+                dealt += 1
+                continue
             async with self._writing("expire", task_id):
                 fenced = await self.store.expire(task_id, task_name, now)
                 if not fenced.accepted or fenced.stage is None:
@@ -159,8 +170,41 @@ class StageStore:
                 await self.outbox.promote_waiting(task_id, task_name, fenced.stage.attempt)
             log.warning("ended %s/%s attempt %s: its lease ran out", task_id, task_name,
                         fenced.stage.attempt)
-            ended += 1
-        return ended  # the CallbackSender polls the outbox every second: no notify needed
+            dealt += 1
+        return dealt  # the CallbackSender polls the outbox every second: no notify needed
+
+    async def _rerun(self, task_id: str, task_name: str, now: float) -> bool:
+        async with self._writing("rerun", task_id):
+            stage = await self.store.read_stage(task_id, task_name)
+            if stage is None or stage.reruns >= self.settings.lost_run_retries:
+                return False
+            new = await self.store.rerun(task_id, task_name, now)
+            if new is None:
+                return False
+            await self.outbox.move_waiting(task_id, task_name, stage.attempt, new.attempt)
+        log.warning("%s/%s attempt %s was lost; attempt %s runs it again", task_id, task_name,
+                    stage.attempt, new.attempt)
+        job = Job(task_id=task_id, task_name=task_name, attempt=new.attempt,
+                  input_params=new.input_params)
+        task = asyncio.get_running_loop().create_task(self._hand_off(job))
+        self.hand_offs.add(task)
+        task.add_done_callback(self.hand_offs.discard)
+        return True
+
+    async def _hand_off(self, job: Job) -> None:
+        """As the ingress does for a new run (graph/hand_off.py)."""
+        spec = registry.get(job.task_name)
+        try:
+            assert spec is not None, job.task_name
+            handle = serve.get_deployment_handle(
+                spec.deployment_name, app_name=serve.get_replica_context().app_name)
+            await see_through(job, handle.submit.remote, self._renew, self.settings.heartbeat_s)
+        except Exception as exc:
+            await self.finish(job.task_id, job.task_name, job.attempt, None,
+                              f"hand-off to the node failed: {exc!r}"[:500])
+
+    async def _renew(self, task_id: str, task_name: str, attempt: int) -> Fenced:
+        return await self.heartbeat(task_id, task_name, attempt, None)
 
     async def _sweep_forever(self) -> None:
         while True:

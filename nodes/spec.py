@@ -65,7 +65,7 @@ class NodeSpec:
     load: Callable[[Settings, str], Any] | None = None  # (settings, device): once per replica
     num_cpus: float = 0.05  # Ray's reservation for placement, not a limit (README)
     num_gpus: float = 0.0
-    max_concurrent_runs: int = 4  # runs at once per replica; more queue (lease kept alive)
+    max_concurrent_runs: int = 4  # runs at once per replica (its max_ongoing_requests)
 
     @property
     def deployment_name(self) -> str:

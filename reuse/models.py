@@ -46,6 +46,7 @@ class Stage(BaseModel):
     finished_at: str | None = None
     lease_expires_at: float | None = None  # unix seconds; in-flight stages only
     progress: float | None = None  # 0..1 while running, 1 when done
+    reruns: int = 0  # times this run was lost (its lease ran out) and started again
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -179,6 +179,24 @@ class RedisStageStore:
             ):
                 return ClaimOutcome(decision, stage)
 
+    async def rerun(self, task_id: str, task_name: str, now: float) -> Stage | None:
+        """Replace an in-flight attempt whose lease ran out by `now` (its run was lost) by
+        the next attempt, with the same inputs: PENDING, a fresh claim lease, `reruns` + 1.
+        None if there is no such attempt (ended, or its lease was renewed meanwhile)."""
+        while True:
+            current = await self.read_stage(task_id, task_name)
+            if (current is None or not current.status.in_flight
+                    or (current.lease_expires_at or 0) > now):
+                return None
+            stage = current.model_copy(update={
+                "status": StageStatus.PENDING, "attempt": current.attempt + 1,
+                "rev": current.rev + 1, "claimed_at": iso(now), "started_at": None,
+                "progress": 0.0, "reruns": current.reruns + 1,
+                "lease_expires_at": now + self.settings.claim_lease_s,
+            })
+            if await self._write_stage(task_id, task_name, current.rev, stage):
+                return stage
+
     async def transition(
         self, task_id: str, task_name: str, attempt: int, **changes: Any
     ) -> Fenced:
@@ -244,9 +262,11 @@ class RedisStageStore:
                 or (stage.lease_expires_at or 0) > now):
             await self._reindex(task_id, task_name, stage)
             return Fenced(False)
-        phase = "started" if stage.status is StageStatus.RUNNING else "taken up by its node"
-        error = (f"lease_expired: attempt {stage.attempt} was not {phase} in time (its node "
-                 "stopped or was lost); submit again to re-run it")
+        phase = ("stopped renewing its lease" if stage.status is StageStatus.RUNNING
+                 else "was not taken up by its node in time")
+        tries = f" after {stage.reruns} re-runs" if stage.reruns else ""
+        error = (f"lease_expired: attempt {stage.attempt} {phase} (its node stopped or was "
+                 f"lost){tries}; submit again to re-run it")
         return await self.finish(task_id, task_name, stage.attempt, error=error)
 
     async def _reindex(self, task_id: str, task_name: str, stage: Stage | None) -> None:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         description="How often attempts whose lease ran out are ended (`lease_expired`).",
     )
+    lost_run_retries: int = Field(
+        default=2, ge=0, le=10,
+        description="Times a run that was lost (its lease ran out: its node replica, "
+        "machine or caller died) is started again as the next attempt before it ends FAILED "
+        "`lease_expired`.")
     api_key: str | None = Field(
         default=None, description="If set, every /v1 call needs `Authorization: Bearer <key>`."
     )

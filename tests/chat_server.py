@@ -9,6 +9,8 @@ The model a request names picks the script (by its prefix):
 - `slow-once...`         first answer comes after the client's timeout; then like `editor`
 - `broken...`            always HTTP 500
 - `blank-lines...`       answers each line with blank lines and a cue-like text in it
+- `held...`              answers like `editor` once the test opens `gate` (a run that
+                         lasts until the test says so)
 Every request is recorded (headers and body), so tests can check what was sent.
 """
 
@@ -33,6 +35,7 @@ class ChatServer:
     seen: dict[str, int] = field(default_factory=dict)  # model -> requests so far
     release: threading.Event = field(default_factory=threading.Event)  # ends a slow answer
     slow_hold_s: float = 30.0
+    gate: threading.Event = field(default_factory=threading.Event)  # releases `held` answers
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> ChatServer:
@@ -53,6 +56,8 @@ class ChatServer:
                 if status == -1:  # slow: hold the answer past the client's timeout
                     owner.release.wait(timeout=owner.slow_hold_s)
                     status = 200
+                if model.startswith("held"):
+                    owner.gate.wait(timeout=300)
                 data = json.dumps(reply).encode()
                 try:
                     self.send_response(status)
@@ -81,6 +86,7 @@ class ChatServer:
 
     def stop(self) -> None:
         self.release.set()
+        self.gate.set()
         self.server.shutdown()
 
     def answer(self, model: str, n: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -166,8 +166,11 @@ def api(settings: Settings, metrics_port: int) -> Iterator[str]:
     if os.environ.get("REELSERVE_TEST_PROXY", "haproxy") == "haproxy":
         # the same fast path `make run` uses (ray[serve] bundles haproxy)
         os.environ.update(fast_path_env())
-    # workers report metrics to their node's agent every second (default 10 s)
+    # workers report metrics to their node's agent, and Serve's routers and replicas their
+    # load to the autoscaler, every second (defaults: 10 s)
     os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")
+    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
+    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
     ray.init(address="local", num_cpus=8, num_gpus=1, include_dashboard=False,
              log_to_driver=False, _metrics_export_port=metrics_port)
     port = free_port()

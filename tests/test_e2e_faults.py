@@ -53,7 +53,7 @@ def faulty(api: str, settings: Settings, tmp_path_factory: pytest.TempPathFactor
     valkey.start()
     s = make_settings(f"redis://127.0.0.1:{port}/0", settings.storage_root,
                       run_lease_s=3.0, heartbeat_s=0.5, lease_sweep_s=0.5,
-                      callback_inflight_s=12.0)
+                      callback_inflight_s=12.0, lost_run_retries=1)
     serve.run(build_graph(s, [EXTRACT]), name=APP, route_prefix=f"/{APP}")
     base = f"{api}/{APP}"
     wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
@@ -91,22 +91,54 @@ def one_message_each(loopback: LoopbackServer, names: list[str]) -> None:
         assert len({c.body for c in calls}) == 1, name  # any re-send is byte-identical
 
 
-def test_node_replica_killed_mid_run_ends_the_attempt(faulty: Faulty, video: Path,
-                                                      loopback: LoopbackServer) -> None:
+def attempt_running(client: httpx.Client, task_id: str, attempt: int) -> None:
+    wait_until(lambda: (s := client.get(f"/v1/tasks/{task_id}/status").json()["stages"]
+                        [EXTRACT])["attempt"] == attempt and s["status"] == "RUNNING",
+               timeout=60)
+
+
+def test_node_replica_killed_mid_run_runs_again_as_the_next_attempt(
+        faulty: Faulty, video: Path, loopback: LoopbackServer) -> None:
+    """The run's lease runs out (nobody renews it), and the sweep starts it again on the
+    replica Serve puts in place of the dead one: nothing is lost and each waiter is called
+    back once, with the result."""
+    task_id, gate = unique("lost"), unique("lost-gate")
+    src = loopback.serve_file(gate, video, gated=True)
+    starter, waiter = unique("lost-run"), unique("lost-wait")
+    with httpx.Client(base_url=faulty.base, timeout=60) as client:
+        assert submit(client, task_id, src, loopback.url(starter)).status_code == 202
+        assert submit(client, task_id, src, loopback.url(waiter)).status_code == 202
+        attempt_running(client, task_id, 1)
+        kill_replica("node_ffmpeg__extract_audio")
+        attempt_running(client, task_id, 2)
+        loopback.open_gate(gate)
+        stage = wait_stage(client, task_id, EXTRACT)
+        assert (stage["status"], stage["attempt"], stage["reruns"]) == ("SUCCESS", 2, 1)
+        for name in (starter, waiter):
+            assert loopback.wait_for(name)[0].json["status"] == "completed"
+    one_message_each(loopback, [starter, waiter])
+    assert len(loopback.calls(starter)) == len(loopback.calls(waiter)) == 1
+
+
+def test_a_run_lost_more_often_than_it_may_be_rerun_ends_the_attempt(
+        faulty: Faulty, video: Path, loopback: LoopbackServer) -> None:
+    """Lost again on its one re-run (lost_run_retries=1 here), the attempt ends FAILED
+    `lease_expired` and every waiter is called back with that; a new request runs it."""
     task_id, gate = unique("orphan"), unique("orphan-gate")
     src = loopback.serve_file(gate, video, gated=True)
     starter, waiter = unique("orphan-run"), unique("orphan-wait")
     with httpx.Client(base_url=faulty.base, timeout=60) as client:
         assert submit(client, task_id, src, loopback.url(starter)).status_code == 202
         assert submit(client, task_id, src, loopback.url(waiter)).status_code == 202
-        running(client, task_id)
-        kill_replica("node_ffmpeg__extract_audio")
-        # no request comes in: the sweep ends the attempt once its lease runs out
+        for attempt in (1, 2):
+            attempt_running(client, task_id, attempt)
+            kill_replica("node_ffmpeg__extract_audio")
         for name in (starter, waiter):
             body = loopback.wait_for(name, timeout=60)[0].json
             assert body["status"] == "failed" and "lease_expired" in body["error"]
         stage = client.get(f"/v1/tasks/{task_id}/status").json()["stages"][EXTRACT]
         assert stage["status"] == "FAILED" and stage["error"].startswith("lease_expired")
+        assert (stage["attempt"], stage["reruns"]) == (2, 1)
         loopback.open_gate(gate)
         again = submit(client, task_id, src, loopback.url(starter))
         assert again.json()["reuse_info"]["reason"] == "failed"

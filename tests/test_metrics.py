@@ -87,14 +87,17 @@ def test_hit_miss_failure_refusal_and_callback_are_each_counted_once(
 
 
 def test_the_grafana_dashboard_charts_metrics_that_exist(
-    client: httpx.Client, video: Path, metrics_port: int
+    client: httpx.Client, video: Path, loopback: LoopbackServer, metrics_port: int
 ) -> None:
     """Every series cluster/grafana_reelserve.json queries is exported by the running graph
-    (after a run, so the node metrics have samples)."""
+    (after a run with a callback and a hit, so each has fresh samples)."""
     task_id = f"dash-{time.time_ns()}"
-    client.post("/v1/tasks", json={"task_name": "ffmpeg.extract_audio", "task_id": task_id,
-                                   "input_data": {"video_path": str(video)}})
+    request = {"task_name": "ffmpeg.extract_audio", "task_id": task_id,
+               "input_data": {"video_path": str(video)}, "callback": loopback.url(task_id)}
+    assert client.post("/v1/tasks", json=request).status_code == 202
     wait_stage(client, task_id, "ffmpeg.extract_audio")
+    loopback.wait_for(task_id)
+    assert client.post("/v1/tasks", json={**request, "callback": None}).status_code == 200
     dashboard = json.loads((ROOT / "cluster" / "grafana_reelserve.json").read_text())
     wanted = {name for panel in dashboard["panels"] for target in panel["targets"]
               for name in re.findall(r"\bray_[a-z_]+", target["expr"])}
@@ -102,8 +105,12 @@ def test_the_grafana_dashboard_charts_metrics_that_exist(
         "ray_reelserve_requests_total", "ray_reelserve_runs_queued",
         "ray_reelserve_run_duration_seconds_bucket", "ray_reelserve_outbox_lag_seconds"}
 
-    def exported() -> set[str]:
+    def missing() -> set[str]:
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        return wanted - {s.name for f in text_string_to_metric_families(text)
+                         for s in f.samples}
 
-    wait_until(lambda: wanted <= exported(), timeout=60, every=0.5)
+    try:
+        wait_until(lambda: not missing(), timeout=60, every=0.5)
+    except AssertionError:
+        raise AssertionError(f"not exported: {sorted(missing())}") from None
