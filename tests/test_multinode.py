@@ -142,6 +142,7 @@ def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                        check=True, capture_output=True, timeout=180)
         wait_until(lambda: httpx.get(f"{c.api}/readyz").status_code == 200, timeout=300,
                    every=1)
+        wait_until(lambda: all(c.placement().values()), timeout=300, every=1)  # models loaded
         yield c
     finally:  # not `ray stop`: it would stop every Ray on the machine, this session's too
         for sid in sessions.values():
