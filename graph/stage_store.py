@@ -26,6 +26,7 @@ from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
 from reuse.redis_store import ClaimOutcome, ClaimRequest, DeleteOutcome, Fenced, RedisStageStore
 from reuse.settings import Settings
+from reuse.slots import RECONCILE_S
 from reuse.status import MissReason
 from reuse.storage import job_dir
 
@@ -206,9 +207,19 @@ class StageStore:
     async def _renew(self, task_id: str, task_name: str, attempt: int) -> Fenced:
         return await self.heartbeat(task_id, task_name, attempt, None)
 
+    async def reconcile(self) -> None:
+        """Index every non-empty outbox and lease shard again (reuse/slots.py): covers a
+        writer that died between its script and its index write."""
+        for index in (self.outbox.index, self.store.lease_index):
+            await index.reconcile()
+
     async def _sweep_forever(self) -> None:
+        reconciled = 0.0
         while True:
             try:
+                if time.monotonic() - reconciled > RECONCILE_S:
+                    await self.reconcile()
+                    reconciled = time.monotonic()
                 await self.sweep()
             except Exception:  # Redis may be restarting: log and try again next round
                 log.exception("lease sweep failed; retrying")

@@ -1,9 +1,18 @@
 """Every Redis key name reelserve uses. Nothing else builds key strings.
 
 All of a job's keys share the `{task_id}` hash tag, so they sit in one Redis Cluster slot.
+The callback outbox and the lease index are sharded by that slot: the shard of slot S has
+a hash tag that hashes to S (`slot_tag`), so a script that writes a job's keys and its
+shard touches one slot, on a single Redis and on Redis Cluster alike. Two small global
+indexes tell which shards may hold something due (reuse/slots.py).
 """
 
 from __future__ import annotations
+
+import functools
+import string
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 PREFIX = "rs"
 
@@ -44,12 +53,55 @@ def parse_member(value: str) -> tuple[str, str]:
     return task_id, name
 
 
-def outbox() -> str:
-    """Sorted set: member(task_id, delivery id), score = unix time it is due."""
-    return f"{PREFIX}:outbox"
+def slot(task_id: str) -> int:
+    """The Redis Cluster slot of a job's keys."""
+    return int(key_slot(stages(task_id).encode()))
 
 
-def leases() -> str:
-    """Sorted set: member(task_id, task_name) of an in-flight stage, score = unix time its
-    lease runs out. The sweep reads it to end attempts whose node died."""
-    return f"{PREFIX}:leases"
+@functools.cache
+def _tags() -> tuple[str, ...]:
+    """For each slot, the shortest tag (of digits and lower-case letters) hashing to it.
+    Built once per process on first use (~0.2 s)."""
+    found: dict[int, str] = {}
+    alphabet = string.digits + string.ascii_lowercase
+    n = 0
+    while len(found) < REDIS_CLUSTER_HASH_SLOTS:
+        digits, m = [], n
+        while True:
+            m, r = divmod(m, len(alphabet))
+            digits.append(alphabet[r])
+            if m == 0:
+                break
+        tag = "".join(reversed(digits))
+        found.setdefault(int(key_slot(tag.encode())), tag)
+        n += 1
+    return tuple(found[s] for s in range(REDIS_CLUSTER_HASH_SLOTS))
+
+
+def slot_tag(slot_id: int) -> str:
+    return _tags()[slot_id]
+
+
+def outbox(slot_id: int) -> str:
+    """Sorted set, one per slot: member(task_id, delivery id) of the jobs of that slot,
+    score = unix time it is due."""
+    return f"{PREFIX}:{{{slot_tag(slot_id)}}}:outbox"
+
+
+def leases(slot_id: int) -> str:
+    """Sorted set, one per slot: member(task_id, task_name) of an in-flight stage of the
+    jobs of that slot, score = unix time its lease runs out. The sweep reads it to deal
+    with attempts whose node died."""
+    return f"{PREFIX}:{{{slot_tag(slot_id)}}}:leases"
+
+
+def outbox_slots() -> str:
+    """Sorted set: slot numbers whose outbox may have a delivery due, score = a time at
+    or before its earliest one (a hint the sender keeps up to date)."""
+    return f"{PREFIX}:outbox-slots"
+
+
+def lease_slots() -> str:
+    """Sorted set: slot numbers whose lease shard may have a lease run out, score = a time
+    at or before its earliest expiry."""
+    return f"{PREFIX}:lease-slots"

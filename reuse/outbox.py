@@ -2,8 +2,9 @@
 
 A delivery is WAITING while its attempt runs, QUEUED (body frozen, in the outbox zset)
 once the attempt ends or for a reuse hit, then DELIVERED, FAILED or GONE. The outbox is a
-sorted set scored by due time; a sender takes due members by pushing them ahead by
-`callback_inflight_s`, so a sender that dies mid-delivery loses nothing.
+sorted set scored by due time, one per Redis Cluster slot (reuse/keys.py, reuse/slots.py);
+a sender takes due members by pushing them ahead by `callback_inflight_s`, so a sender that
+dies mid-delivery loses nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reuse import keys
 from reuse.callbacks import build_payload, freeze
 from reuse.models import CallbackDelivery, Stage, iso
 from reuse.redis_store import RedisStageStore, lua
+from reuse.slots import SlotIndex
 from reuse.status import DeliveryState, MissReason
 
 
@@ -37,18 +39,23 @@ class Outbox:
         self.store = store
         self._put_delivery = store.redis.register_script(lua("put_delivery.lua"))
         self._take_due = store.redis.register_script(lua("take_due.lua"))
+        self.index = SlotIndex(store.redis, keys.outbox_slots(), keys.outbox)
 
     async def _put(
         self, task_id: str, record: CallbackDelivery, guard: str, score: str
     ) -> bool:
         member = keys.member(task_id, record.id)
-        job = [keys.callbacks(task_id), keys.outbox(), keys.stages(task_id), keys.meta(task_id),
-               keys.payloads(task_id)]
+        slot = keys.slot(task_id)
+        job = [keys.callbacks(task_id), keys.outbox(slot), keys.stages(task_id),
+               keys.meta(task_id), keys.payloads(task_id)]
         args: list[str | int] = [
             record.id, record.model_dump_json(exclude={"body"}), guard, score, member,
             self.store.ttl_ms, record.body or "",
         ]
-        return bool(await self._put_delivery(keys=job, args=args))
+        written = bool(await self._put_delivery(keys=job, args=args))
+        if written and score not in ("", "-"):
+            await self.index.mark(slot, float(score))
+        return written
 
     async def subscribe(
         self, task_id: str, task_name: str, attempt: int, url: str,
@@ -131,30 +138,36 @@ class Outbox:
 
     async def lag(self, now: float) -> float:
         """Seconds the oldest due delivery has waited to be taken (0: none is due)."""
-        oldest = await self.store.redis.zrange(keys.outbox(), 0, 0, withscores=True)
-        return max(0.0, now - float(oldest[0][1])) if oldest else 0.0
+        earliest = await self.index.earliest()
+        return max(0.0, now - earliest) if earliest is not None else 0.0
 
     async def take_due(self, limit: int = 16) -> list[tuple[str, CallbackDelivery]]:
         now = time.time()
-        members = await self._take_due(
-            keys=[keys.outbox()], args=[now, limit, self.store.settings.callback_inflight_s]
-        )
+        members: list[tuple[int, str]] = []
+        for slot in await self.index.due(now):
+            if len(members) >= limit:
+                break
+            taken = await self._take_due(
+                keys=[keys.outbox(slot)],
+                args=[now, limit - len(members), self.store.settings.callback_inflight_s])
+            members += [(slot, str(m)) for m in taken]
+            await self.index.refresh(slot)
         out: list[tuple[str, CallbackDelivery]] = []
-        for member in members:
+        for slot, member in members:
             task_id, did = keys.parse_member(member)
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(keys.callbacks(task_id), did)
                 pipe.hget(keys.payloads(task_id), did)
                 raw, body = await pipe.execute()
             if raw is None or body is None:  # the job was deleted or expired
-                await self.store.redis.zrem(keys.outbox(), member)
+                await self.store.redis.zrem(keys.outbox(slot), member)
                 continue
             record = CallbackDelivery.model_validate_json(raw)
             record.body = body
             if record.state is DeliveryState.QUEUED:
                 out.append((task_id, record))
             else:
-                await self.store.redis.zrem(keys.outbox(), member)
+                await self.store.redis.zrem(keys.outbox(slot), member)
         return out
 
     async def settle(self, task_id: str, record: CallbackDelivery, result: Settlement) -> None:

@@ -4,8 +4,10 @@ Every mutation is atomic in Redis itself (a compare-and-set Lua script on the st
 `rev`), so correctness never depends on there being one writer. The StageStore deployment
 (graph/stage_store.py) additionally serializes writes per task_id.
 
-In-flight stages are also indexed by lease expiry (`keys.leases()`), so a sweep finds the
-attempts whose node died without reading every job.
+In-flight stages are also indexed by lease expiry (`keys.leases(slot)`, one shard per Redis
+Cluster slot, found through `keys.lease_slots()`), so a sweep finds the attempts whose
+node died without reading every job. On Redis Cluster (`REELSERVE_REDIS_CLUSTER`) no
+script crosses slots.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -23,6 +25,7 @@ from reuse import keys
 from reuse.decide import Action, Decision, decide
 from reuse.models import CallbackDelivery, JobMeta, Stage, WorkflowContext, iso, parse_iso
 from reuse.settings import Settings
+from reuse.slots import SlotIndex
 from reuse.status import ReuseMode, StageStatus
 from reuse.storage import artifacts_exist, job_dir
 
@@ -69,14 +72,23 @@ class DeleteOutcome:
     busy: list[str]  # stages still in flight (with a live lease)
 
 
+def connect(settings: Settings) -> aioredis.Redis:
+    """A client of the configured Redis: one server, or a Redis Cluster (its nodes are
+    found from the one in the URL)."""
+    if settings.redis_cluster:
+        cluster = aioredis.RedisCluster.from_url(settings.redis_url, decode_responses=True)
+        return cast(aioredis.Redis, cluster)  # the commands used here are the same
+    return aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+
+
 class RedisStageStore:
     def __init__(self, settings: Settings, client: aioredis.Redis | None = None) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis = client or aioredis.Redis.from_url(
-            settings.redis_url, decode_responses=True
-        )
+        self.redis: aioredis.Redis = client or connect(settings)
         self._cas = self.redis.register_script(lua("cas_stage.lua"))
         self._read_job = self.redis.register_script(lua("read_job.lua"))
+        self._delete_job = self.redis.register_script(lua("delete_job.lua"))
+        self.lease_index = SlotIndex(self.redis, keys.lease_slots(), keys.leases)
 
     @property
     def ttl_ms(self) -> int:
@@ -138,8 +150,11 @@ class RedisStageStore:
         lease = "" if stage.lease_expires_at is None else repr(stage.lease_expires_at)
         args: list[Any] = [task_name, expected_rev, stage.to_json(), self.ttl_ms,
                            lease, keys.member(task_id, task_name), len(setnx) // 2]
-        result = await self._cas(keys=[*keys.job_keys(task_id), keys.leases()],
+        slot = keys.slot(task_id)
+        result = await self._cas(keys=[*keys.job_keys(task_id), keys.leases(slot)],
                                  args=args + setnx + setall)
+        if result and stage.lease_expires_at is not None:
+            await self.lease_index.mark(slot, stage.lease_expires_at)
         return bool(result)
 
     async def claim(self, req: ClaimRequest) -> ClaimOutcome:
@@ -248,8 +263,15 @@ class RedisStageStore:
 
     async def expired_leases(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
         """(task_id, task_name) of in-flight stages whose lease ran out by `now`."""
-        members = await self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
-        return [keys.parse_member(str(m)) for m in members]
+        out: list[tuple[str, str]] = []
+        for slot in await self.lease_index.due(now):
+            if len(out) >= limit:
+                break
+            members = await self.redis.zrangebyscore(keys.leases(slot), "-inf", now, start=0,
+                                                     num=limit - len(out))
+            out += [keys.parse_member(str(m)) for m in members]
+            await self.lease_index.refresh(slot)
+        return out
 
     async def expire(self, task_id: str, task_name: str, now: float) -> Fenced:
         """End an in-flight attempt whose lease ran out: FAILED with `lease_expired`.
@@ -270,20 +292,18 @@ class RedisStageStore:
         return await self.finish(task_id, task_name, stage.attempt, error=error)
 
     async def _reindex(self, task_id: str, task_name: str, stage: Stage | None) -> None:
-        member = keys.member(task_id, task_name)
+        member, slot = keys.member(task_id, task_name), keys.slot(task_id)
         if stage is not None and stage.status.in_flight and stage.lease_expires_at:
-            await self.redis.zadd(keys.leases(), {member: stage.lease_expires_at})
+            await self.redis.zadd(keys.leases(slot), {member: stage.lease_expires_at})
+            await self.lease_index.mark(slot, stage.lease_expires_at)
         else:
-            await self.redis.zrem(keys.leases(), member)
+            await self.redis.zrem(keys.leases(slot), member)
 
     async def delete_job(self, task_id: str) -> int:
         stage_names = [str(n) for n in await self.redis.hkeys(keys.stages(task_id))]
         members = [keys.member(task_id, d.id) for d in await self.read_deliveries(task_id)]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys.job_keys(task_id))
-            if members:
-                pipe.zrem(keys.outbox(), *members)
-            if stage_names:
-                pipe.zrem(keys.leases(), *(keys.member(task_id, n) for n in stage_names))
-            deleted, *_ = await pipe.execute()
+        slot = keys.slot(task_id)
+        deleted = await self._delete_job(
+            keys=[*keys.job_keys(task_id), keys.outbox(slot), keys.leases(slot)],
+            args=[*members, "|", *(keys.member(task_id, n) for n in stage_names)])
         return int(deleted)

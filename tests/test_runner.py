@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,13 +12,13 @@ from nodes import registry
 from nodes.runner import Job, NodeRunner
 from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.status import ReuseMode, StageStatus
-from tests.conftest import make_settings
+from tests.conftest import target_settings
 from tests.media import make_silent_video, make_video
 
 
 @pytest.fixture
-async def store(redis_url: str, tmp_path: Path) -> AsyncIterator[RedisStageStore]:
-    s = RedisStageStore(make_settings(redis_url, tmp_path, heartbeat_s=0.05))
+async def store(store_target: dict[str, Any], tmp_path: Path) -> AsyncIterator[RedisStageStore]:
+    s = RedisStageStore(target_settings(store_target, tmp_path, heartbeat_s=0.05))
     yield s
     await s.close()
 

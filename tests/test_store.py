@@ -16,12 +16,12 @@ from reuse.decide import Action
 from reuse.outbox import Outbox, Settlement
 from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.status import DeliveryState, MissReason, ReuseMode, StageStatus
-from tests.conftest import make_settings
+from tests.conftest import target_settings
 
 
 @pytest.fixture
-async def store(redis_url: str, tmp_path: Path) -> AsyncIterator[RedisStageStore]:
-    s = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=30.0))
+async def store(store_target: dict[str, Any], tmp_path: Path) -> AsyncIterator[RedisStageStore]:
+    s = RedisStageStore(target_settings(store_target, tmp_path, claim_lease_s=30.0))
     await s.redis.flushdb()
     yield s
     await s.close()
@@ -43,9 +43,11 @@ async def run_to_success(store: RedisStageStore, task_id: str, name: str, output
     await store.finish(task_id, name, outcome.stage.attempt, output=output)
 
 
-async def test_fifty_concurrent_claims_give_one_run(redis_url: str, tmp_path: Path) -> None:
+async def test_fifty_concurrent_claims_give_one_run(
+    store_target: dict[str, Any], tmp_path: Path
+) -> None:
     # separate clients, as separate store replicas would have
-    stores = [RedisStageStore(make_settings(redis_url, tmp_path)) for _ in range(5)]
+    stores = [RedisStageStore(target_settings(store_target, tmp_path)) for _ in range(5)]
     await stores[0].redis.flushdb()
     outcomes = await asyncio.gather(
         *(stores[i % 5].claim(claim_req("job-c")) for i in range(50)))
@@ -84,9 +86,9 @@ async def test_failure_touches_only_its_stage(store: RedisStageStore) -> None:
 
 
 async def test_expired_lease_reclaims_and_fences_the_old_attempt(
-    redis_url: str, tmp_path: Path
+    store_target: dict[str, Any], tmp_path: Path
 ) -> None:
-    short = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=0.0))
+    short = RedisStageStore(target_settings(store_target, tmp_path, claim_lease_s=0.0))
     await short.redis.flushdb()
     first = await short.claim(claim_req("job-l"))
     assert first.stage.attempt == 1
@@ -168,9 +170,9 @@ async def test_outbox_subscribe_is_idempotent_and_promoted_on_finish(
 
 
 async def test_subscribers_of_a_dead_attempt_move_to_the_rerun(
-    redis_url: str, tmp_path: Path
+    store_target: dict[str, Any], tmp_path: Path
 ) -> None:
-    short = RedisStageStore(make_settings(redis_url, tmp_path, claim_lease_s=0.0))
+    short = RedisStageStore(target_settings(store_target, tmp_path, claim_lease_s=0.0))
     outbox = Outbox(short)
     await short.claim(claim_req("job-m"))
     await outbox.subscribe("job-m", "ffmpeg.extract_audio", 1, "http://w.example/cb")
@@ -202,4 +204,44 @@ async def test_delete_job_removes_keys_and_outbox(store: RedisStageStore) -> Non
     await outbox.enqueue_hit("job-x", "ffmpeg.extract_audio", stage, "http://a.example/cb")
     assert await store.delete_job("job-x") == 4  # stages, meta, callbacks, payloads
     assert await store.read_context("job-x") is None
-    assert await store.redis.zcard(keys.outbox()) == 0
+    assert await store.redis.zcard(keys.outbox(keys.slot("job-x"))) == 0
+
+
+async def test_a_delivery_whose_index_entry_was_lost_is_found_by_reconcile(
+    store: RedisStageStore,
+) -> None:
+    """A writer that died between its script and its index write (reuse/slots.py)."""
+    outbox = Outbox(store)
+    await run_to_success(store, "job-r", "ffmpeg.extract_audio", {"audio_path": "/x"})
+    stage = await store.read_stage("job-r", "ffmpeg.extract_audio")
+    assert stage is not None
+    await outbox.enqueue_hit("job-r", "ffmpeg.extract_audio", stage, "http://r.example/cb")
+    await store.redis.zrem(keys.outbox_slots(), str(keys.slot("job-r")))
+    assert await outbox.take_due() == []
+    assert await outbox.index.reconcile() == 1
+    assert [r.url for _, r in await outbox.take_due()] == ["http://r.example/cb"]
+
+
+async def test_jobs_spread_over_slots_keep_every_delivery_and_lease(
+    store: RedisStageStore, tmp_path: Path
+) -> None:
+    """Forty jobs land in forty slots (three primaries on the cluster): every callback
+    is taken once and every lease that ran out is found."""
+    outbox = Outbox(store)
+    ids = [f"spread-{i}" for i in range(40)]
+    assert len({keys.slot(t) for t in ids}) == 40
+    for task_id in ids:
+        await run_to_success(store, task_id, "ffmpeg.extract_audio", {"audio_path": "/x"})
+        stage = await store.read_stage(task_id, "ffmpeg.extract_audio")
+        assert stage is not None
+        await outbox.enqueue_hit(task_id, "ffmpeg.extract_audio", stage,
+                                 f"http://{task_id}.example/cb")
+    taken: list[str] = []
+    while batch := await outbox.take_due(limit=16):
+        taken += [task_id for task_id, _ in batch]
+    assert sorted(taken) == sorted(ids)
+    assert await outbox.take_due() == []  # pushed ahead while in flight: none twice
+    for task_id in ids:
+        await store.claim(claim_req(task_id, "ffmpeg.extract_keyframes"))
+    expired = await store.expired_leases(time.time() + 3600, limit=100)
+    assert sorted(t for t, _ in expired) == sorted(ids)
