@@ -32,7 +32,8 @@ MAX = 4
 @pytest.fixture
 def scaling_api(api: str, settings: Settings) -> Iterator[str]:
     app_settings = settings.model_copy(update={"llm_models": ["held"], "llm_timeout_s": 300.0})
-    scaling = {NODE: {"min_replicas": 1, "max_replicas": MAX, "look_back_period_s": 2.0,
+    # look_back_period_s must exceed Serve's metrics_interval_s (10 s, deprecated field)
+    scaling = {NODE: {"min_replicas": 1, "max_replicas": MAX, "look_back_period_s": 11.0,
                       "upscale_delay_s": 0.5, "downscale_delay_s": 3.0}}
     serve.run(build_graph(app_settings, [NODE], scaling=scaling), name="scaling",
               route_prefix="/scaling")

@@ -79,6 +79,7 @@ def test_hit_miss_failure_refusal_and_callback_are_each_counted_once(
     # the agent exports what workers report every second: wait until all of it is in,
     # then nothing may have been counted twice
     seen = wait_until(all_in, timeout=60, every=0.5)
+    print("counted:", {f"{n}{dict(sorted(labels))}": v for (n, labels), v in seen.items()})
     assert seen == expected
     after = scrape(metrics_port)
     for gauge in ("runs_queued", "runs_running"):
