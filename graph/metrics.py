@@ -32,6 +32,7 @@ from ray.serve import metrics
 
 from nodes import registry
 
+GAUGE_REFRESH_S = 1.0
 SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
 RUN_SECONDS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]
 
@@ -90,27 +91,29 @@ class RunMetrics:
         self.running_gauge = metrics.Gauge(
             "reelserve_runs_running", description="Runs in progress in this replica.",
             tag_keys=keys("node"))
-        self._publish()
+        self.publish()
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Set both gauges. Ray exports a gauge only for a while after it was set, so the
+        replica calls this every `GAUGE_REFRESH_S` too (graph/node_deployment.py)."""
         self.queued_gauge.set(self.queued, tags=self.tags)
         self.running_gauge.set(self.running, tags=self.tags)
 
     def queue(self, delta: int) -> None:
         self.queued += delta
-        self._publish()
+        self.publish()
 
     def start(self) -> None:
         self.running += 1
         self.started.inc(tags=self.tags)
-        self._publish()
+        self.publish()
 
     def finish(self, status: str, seconds: float) -> None:
         self.running -= 1
         tags = {**self.tags, "status": status}
         self.finished.inc(tags=tags)
         self.duration.observe(seconds, tags=tags)
-        self._publish()
+        self.publish()
 
 
 class StoreMetrics:

@@ -16,7 +16,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from graph.metrics import RunMetrics
+from graph.metrics import GAUGE_REFRESH_S, RunMetrics
 from nodes import registry
 from nodes.device import assigned_gpu_ids, select_device
 from nodes.runner import Job, NodeRunner
@@ -64,6 +64,12 @@ class NodeDeployment:
         self.runner = NodeRunner(spec, settings, HandleWriter(store), engine, self._notify,
                                  self.device, self.metrics)
         self.running: set[asyncio.Task[Any]] = set()
+        self.gauges = asyncio.get_running_loop().create_task(self._refresh_gauges())
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            self.metrics.publish()
+            await asyncio.sleep(GAUGE_REFRESH_S)
 
     async def _notify(self) -> None:
         await self.sender.notify.remote()
