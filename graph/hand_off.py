@@ -25,7 +25,8 @@ from reuse.redis_store import Fenced
 log = logging.getLogger("reelserve.hand_off")
 
 
-async def _awaited(call: Any) -> Any:
+async def awaited(call: Any) -> Any:
+    """A coroutine of any awaitable (a DeploymentResponse), for asyncio.wait_for/wait."""
     return await call
 
 
@@ -33,7 +34,7 @@ async def see_through(job: Job, submit: Callable[[Job], Any],
                       renew: Callable[[str, str, int], Awaitable[Fenced]],
                       every_s: float) -> None:
     key = (job.task_id, job.task_name, job.attempt)
-    call = asyncio.ensure_future(_awaited(submit(job)))
+    call = asyncio.ensure_future(awaited(submit(job)))
     current = True
     while not call.done():
         await asyncio.wait({call}, timeout=every_s)

@@ -21,7 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from graph import errors, files, limits
 from graph.errors import responses, status_of
-from graph.hand_off import see_through
+from graph.hand_off import awaited, see_through
 from graph.metrics import ingress_metrics
 from graph.schemas import TASK_ID_PATTERN, TaskRequest, TaskResponse
 from nodes import registry
@@ -63,9 +63,6 @@ def describe(spec: NodeSpec) -> dict[str, Any]:
 
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="The job.")]
 
-
-async def _awaited(call: Any) -> Any:
-    return await call
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=1000)
@@ -286,7 +283,7 @@ class Ingress:
         }
         for name, probe in probes.items():
             try:
-                ok = bool(await asyncio.wait_for(_awaited(probe()), timeout=3))
+                ok = bool(await asyncio.wait_for(awaited(probe()), timeout=3))
                 checks[name] = "ok" if ok else "failing"
             except Exception:  # the error (it may name hosts) goes to the log, not the body
                 log.exception("readiness check %s failed", name)
