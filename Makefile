@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup-full: $(VENV)/.installed-full
 
 $(VENV)/.installed-full: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev,pyannote,demucs,piper,paddle]"
+	$(PY) -m pip install -q -e ".[dev,pyannote,demucs,piper,paddle,s3]"
 	touch $@
 
 # Optional system packages: Debian's ffmpeg (has ffprobe; imageio-ffmpeg's binary is the

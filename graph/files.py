@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from fastapi import UploadFile
 
+from reuse.artifacts import Artifacts
 from reuse.errors import Conflict, InputError, NotFound, TooLarge, brief
 from reuse.storage import (
     JOBS,
@@ -119,17 +120,22 @@ def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: 
         os.close(folder)
 
 
-async def save(root: Path, upload: UploadFile, folder: str, limit: int) -> dict[str, Any]:
+async def save(root: Path, upload: UploadFile, folder: str, limit: int,
+               store: Artifacts) -> dict[str, Any]:
+    """Write the upload under the root, then keep it in the artifact store (if remote)."""
     name = upload_name(upload.filename)
     parts = folder_parts(root, folder)
     size = await asyncio.to_thread(write_upload, root, parts, name, upload.file, limit)
-    return {"path": os.path.join(real_root(root), *parts, name), "size": size}
+    path = os.path.join(real_root(root), *parts, name)
+    await asyncio.to_thread(store.publish, Path(path))
+    return {"path": path, "size": size}
 
 
-async def existing(root: Path, rel: str) -> Path:
+async def existing(root: Path, rel: str, store: Artifacts) -> Path:
+    """A file to send: the local copy, fetched (or refreshed) from the store if remote."""
     path = _inside(root, rel)
     try:
-        found = await asyncio.to_thread(path.is_file)
+        found = await asyncio.to_thread(store.fetch, path, False)
     except OSError:
         found = False
     if not found:
@@ -137,10 +143,12 @@ async def existing(root: Path, rel: str) -> Path:
     return path
 
 
-async def delete(root: Path, rel: str) -> dict[str, Any]:
+async def delete(root: Path, rel: str, store: Artifacts) -> dict[str, Any]:
+    """Delete a file or folder: its local copy and its objects in the store."""
     path = _inside(root, rel)
     if in_jobs(path, root):
         raise InputError(f"files under '{JOBS}/' belong to jobs; use DELETE /v1/tasks/<task_id>")
+    kept = await asyncio.to_thread(store.remove, path)
 
     def remove() -> bool:
         if path.is_dir():
@@ -151,6 +159,6 @@ async def delete(root: Path, rel: str) -> dict[str, Any]:
             return True
         return False
 
-    if not await asyncio.to_thread(remove):
+    if not await asyncio.to_thread(remove) and not kept:
         raise NotFound(f"no file {brief(rel)} under the storage root")
     return {"path": str(path), "deleted": True}

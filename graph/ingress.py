@@ -30,6 +30,7 @@ from nodes.runner import Job
 from nodes.spec import NodeSpec
 from reuse import reuse_info
 from reuse.addresses import check_target, redact
+from reuse.artifacts import artifact_store
 from reuse.decide import Action, decide
 from reuse.errors import AddressRefused, Conflict, InputError, NotFound, ReelserveError, brief
 from reuse.models import Stage, WorkflowContext, fingerprint
@@ -84,6 +85,7 @@ class Ingress:
         self.specs = [spec for spec in registry.NODES if spec.name in nodes]
         self.hand_offs: set[asyncio.Task[None]] = set()
         self.metrics = ingress_metrics()
+        self.artifacts = artifact_store(settings)
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -101,13 +103,14 @@ class Ingress:
         """Upstream sources and path checks. Returns (resolved params, artifacts exist).
 
         The checks are stat/realpath calls on the storage root, made inline: through a
-        worker thread they cost ~0.5 ms of a ~2 ms hit on a 2-core box (bench/). File
-        contents are never read here.
+        worker thread they cost ~0.5 ms of a ~2 ms hit on a 2-core box (bench/). With an S3
+        artifact store they are requests to the bucket, so `_decide` runs this in a thread.
+        File contents are never read here.
         """
         stages = context.stages if context else {}
         resolved = resolve_upstream(spec, params, stages)
         check_file_params(spec, resolved, self.settings)
-        return resolved, artifacts_exist(stages.get(spec.name), spec.reuse_keys)
+        return resolved, artifacts_exist(stages.get(spec.name), spec.reuse_keys, self.artifacts)
 
     def _answer(
         self, status_code: int, body: TaskRequest, status: str, message: str,
@@ -184,7 +187,11 @@ class Ingress:
                 raise AddressRefused(f"callback: {exc}") from exc
         context = await self.reader.read_context(body.task_id)
         try:
-            resolved, present = self._prepare(spec, params, context)
+            if self.artifacts.remote:
+                resolved, present = await asyncio.to_thread(self._prepare, spec, params,
+                                                            context)
+            else:
+                resolved, present = self._prepare(spec, params, context)
         except InputError as exc:
             raise type(exc)(f"input_data: {exc}", exc.detail) from exc
         fp = fingerprint(resolved)
@@ -257,15 +264,16 @@ class Ingress:
     @api.post("/v1/files", status_code=201, responses=responses(409))
     async def upload(self, file: UploadFile, path: str = "") -> dict[str, Any]:
         return await files.save(self.settings.storage_root, file, path,
-                                self.settings.max_upload_bytes)
+                                self.settings.max_upload_bytes, self.artifacts)
 
     @api.get("/v1/files/{path:path}", response_class=FileResponse, responses=responses(404))
     async def download(self, path: str) -> FileResponse:
-        return FileResponse(await files.existing(self.settings.storage_root, path))
+        return FileResponse(await files.existing(self.settings.storage_root, path,
+                                                 self.artifacts))
 
     @api.delete("/v1/files/{path:path}", responses=responses(404))
     async def delete_file(self, path: str) -> dict[str, Any]:
-        return await files.delete(self.settings.storage_root, path)
+        return await files.delete(self.settings.storage_root, path, self.artifacts)
 
     # ---- health ------------------------------------------------------------------------
 
@@ -281,6 +289,8 @@ class Ingress:
             "stage_store": lambda: self.store.ping.remote(),
             "callback_sender": lambda: self.sender.ping.remote(),
         }
+        if self.artifacts.remote:
+            probes["artifacts"] = lambda: asyncio.to_thread(self.artifacts.ping)
         for name, probe in probes.items():
             try:
                 ok = bool(await asyncio.wait_for(awaited(probe()), timeout=3))

@@ -21,6 +21,7 @@ from graph.hand_off import see_through
 from graph.metrics import StoreMetrics
 from nodes import registry
 from nodes.runner import Job
+from reuse.artifacts import artifact_store
 from reuse.decide import Action
 from reuse.models import CallbackDelivery
 from reuse.outbox import Outbox, Settlement
@@ -136,8 +137,9 @@ class StageStore:
             await self.outbox.settle(task_id, record, result)
 
     async def delete_job(self, task_id: str, force: bool) -> DeleteOutcome:
-        """Delete a job's keys and its folder under `jobs/`. Refused while a stage is in
-        flight, unless forced. A job that does not exist leaves every folder alone."""
+        """Delete a job's keys, its folder under `jobs/` and its objects in the bucket.
+        Refused while a stage is in flight, unless forced. A job that does not exist leaves
+        every folder alone."""
         async with self._writing("delete_job", task_id):
             stages = await self.store.read_stages(task_id)
             now = time.time()
@@ -149,6 +151,7 @@ class StageStore:
             if found:
                 folder = job_dir(self.settings.storage_root, task_id)
                 await asyncio.to_thread(shutil.rmtree, folder, True)
+                await asyncio.to_thread(artifact_store(self.settings).remove, folder)
             return DeleteOutcome(deleted=found, busy=busy)
 
     # ---- the lease sweep ---------------------------------------------------------------

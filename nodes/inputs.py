@@ -13,12 +13,13 @@ import httpx
 
 from nodes.spec import NodeSpec
 from reuse.addresses import check_target, pinned, resolve_checked
+from reuse.artifacts import artifact_store
 from reuse.decide import is_empty
-from reuse.errors import AddressRefused, InputError, TooLarge
+from reuse.errors import AddressRefused, InputError, TooLarge, brief
 from reuse.models import Stage
 from reuse.settings import Settings
 from reuse.status import StageStatus
-from reuse.storage import check_local_dir, check_local_file, safe_name
+from reuse.storage import check_local_dir, check_local_file, confine, safe_name
 
 
 def is_url(value: str) -> bool:
@@ -72,11 +73,42 @@ def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings
             except AddressRefused as exc:
                 raise AddressRefused(f"'{name}': {exc}") from exc
         else:
-            params[name] = check_local_file(value, settings.storage_root)
+            params[name] = check_kept(value, settings, folder=False)
     for name in spec.dir_params:
         value = params.get(name)
         if not is_empty(value):
-            params[name] = check_local_dir(value, settings.storage_root)
+            params[name] = check_kept(value, settings, folder=True)
+
+
+def check_kept(value: object, settings: Settings, folder: bool) -> str:
+    """A confined path whose file (folder) is under the storage root, or in the artifact
+    store's bucket (a node on another machine made it, or it was uploaded there)."""
+    check = check_local_dir if folder else check_local_file
+    try:
+        return check(value, settings.storage_root)
+    except InputError:
+        store = artifact_store(settings)
+        path = confine(value, settings.storage_root)
+        if store.remote and store.has(path, folder):
+            return str(path)
+        raise
+
+
+def fetch_inputs(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> None:
+    """Run-time, before the node: bring the file and folder inputs that this machine lacks
+    (or holds stale) from the artifact store into the storage root. Nothing to do when
+    artifacts are local."""
+    store = artifact_store(settings)
+    if not store.remote:
+        return
+    named = [(n, False) for n in spec.file_params] + [(n, True) for n in spec.dir_params]
+    for name, folder in named:
+        value = params.get(name)
+        if not isinstance(value, str) or not value or is_url(value):
+            continue
+        if not store.fetch(confine(value, settings.storage_root), folder):
+            raise InputError(f"'{name}': {brief(value)} is neither under the storage root "
+                             "nor in the bucket")
 
 
 def fetch_input(value: str, workdir: Path, settings: Settings,

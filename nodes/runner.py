@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from nodes.inputs import reset_workdir
+from nodes.inputs import fetch_inputs, reset_workdir
 from nodes.spec import NodeSpec, RunContext
+from reuse.artifacts import publish_outputs
 from reuse.redis_store import Fenced
 from reuse.settings import Settings
 from reuse.status import StageStatus
@@ -126,7 +127,9 @@ class NodeRunner:
     def _call(self, job: Job, ctx: RunContext) -> dict[str, Any]:
         reset_workdir(ctx.workdir)
         params = self.spec.params.model_validate(job.input_params)
-        return self.spec.run(params, ctx)
+        fetch_inputs(self.spec, job.input_params, self.settings)  # reuse/artifacts.py
+        output = self.spec.run(params, ctx)
+        return publish_outputs(ctx.workdir, output, self.settings)
 
     async def run(self, job: Job) -> StageStatus | None:
         """Run one claimed attempt to its end. Returns the final status, None if fenced out."""

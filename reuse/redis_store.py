@@ -22,6 +22,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from reuse import keys
+from reuse.artifacts import artifact_store
 from reuse.decide import Action, Decision, decide
 from reuse.models import CallbackDelivery, JobMeta, Stage, WorkflowContext, iso, parse_iso
 from reuse.settings import Settings
@@ -165,7 +166,8 @@ class RedisStageStore:
         """
         while True:
             current = await self.read_stage(req.task_id, req.task_name)
-            present = await asyncio.to_thread(artifacts_exist, current, req.reuse_keys)
+            present = await asyncio.to_thread(artifacts_exist, current, req.reuse_keys,
+                                              artifact_store(self.settings))
             now = time.time()
             decision = decide(
                 current,

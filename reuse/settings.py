@@ -26,6 +26,29 @@ class Settings(BaseSettings):
         default=Path("/tmp/reelserve/share"),
         description="All inputs and artifacts live below this folder.",
     )
+    artifacts: Literal["local", "s3"] = Field(
+        default="local", description="Where artifacts are kept: `local` (the storage root, "
+        "shared by every machine) or `s3` (an S3-compatible bucket; the storage root is "
+        "then each machine's cache of it; see README \"Artifacts in object storage\").")
+    s3_endpoint: str | None = Field(
+        default=None, description="S3 API endpoint (MinIO, SeaweedFS, Ceph, R2...); unset: "
+        "AWS S3 of `s3_region`.")
+    s3_bucket: str | None = Field(default=None, description="The bucket (must exist).")
+    s3_prefix: str = Field(default="", max_length=512,
+                           description="Key prefix: an object's key is this + its path "
+                           "relative to the storage root.")
+    s3_region: str = Field(default="us-east-1", description="The bucket's region.")
+    s3_access_key_id: str | None = Field(
+        default=None, description="Its access key; unset: boto3's own chain (AWS_* "
+        "variables, a shared credentials file, an instance or pod role).")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="Its secret.")
+    s3_url_expires_s: int = Field(
+        default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600,
+        description="Life of the presigned `*_url` links of outputs (SigV4 allows 7 days).")
+    s3_public_url: str | None = Field(
+        default=None, description="Base URL where the bucket's objects are readable without "
+        "a signature (a CDN, a public-read bucket): `*_url` links are then `<this>/<key>` and "
+        "never expire.")
     stage_ttl_s: int = Field(default=7 * 24 * 3600, description="Sliding TTL of a job's keys.")
     claim_lease_s: float = Field(
         default=60.0, description="Lease of a claimed attempt until its node starts it."
@@ -160,6 +183,12 @@ class Settings(BaseSettings):
         default=None, description="PaddleOCR model folder with `det/` and `rec/` inference "
         "models (`scripts/paddleocr_models.py` makes one offline); needs the `.[paddle]` "
         "extra.")
+
+    @model_validator(mode="after")
+    def _bucket(self) -> Settings:
+        if self.artifacts == "s3" and not self.s3_bucket:
+            raise ValueError("artifacts=s3 needs s3_bucket (REELSERVE_S3_BUCKET)")
+        return self
 
     @model_validator(mode="after")
     def _windows(self) -> Settings:

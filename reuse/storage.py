@@ -13,10 +13,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reuse.errors import InputError, brief
 from reuse.models import Stage
 from reuse.status import StageStatus
+
+if TYPE_CHECKING:
+    from reuse.artifacts import Artifacts
 
 JOBS = "jobs"
 MAX_PATH_BYTES = 4096
@@ -106,6 +110,9 @@ def artifact_paths(stage: Stage | None, reuse_keys: Sequence[str]) -> list[str]:
     return paths
 
 
-def artifacts_exist(stage: Stage | None, reuse_keys: Sequence[str]) -> bool:
-    """Do the files behind a SUCCESS stage's reuse keys still exist? (stat calls)"""
-    return all(os.path.exists(p) for p in artifact_paths(stage, reuse_keys))
+def artifacts_exist(
+    stage: Stage | None, reuse_keys: Sequence[str], store: Artifacts
+) -> bool:
+    """Are the files behind a SUCCESS stage's reuse keys still kept? (stat calls; for an S3
+    store, a request to the bucket per path)"""
+    return all(store.has(Path(p)) for p in artifact_paths(stage, reuse_keys))

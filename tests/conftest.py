@@ -26,6 +26,7 @@ from reuse.settings import Settings
 from tests.chat_server import ChatServer
 from tests.loopback import LoopbackServer
 from tests.media import make_video
+from tests.s3_server import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,14 @@ def valkey_cluster() -> Iterator[str]:
     yield url
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-protocol server (SeaweedFS) on loopback with an empty bucket."""
+    server = S3Server().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=["valkey", "valkey-cluster"])
