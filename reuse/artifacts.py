@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from reuse.errors import InputError, brief
 from reuse.settings import Settings
-from reuse.storage import real_root
+from reuse.storage import in_jobs, real_root
 
 WORKERS = 8  # parallel transfers of one folder (keyframes: thousands of small files)
 
@@ -219,9 +219,10 @@ class S3Artifacts:
         stale = [rel for rel, (size, modified) in objects.items()
                  if not is_current(targets[rel], size, modified)]
         _each(stale, lambda rel: self._download(prefix + rel, targets[rel], objects[rel][1]))
-        for rel, local in _files(folder).items():  # mirror: files the bucket no longer has
-            if rel not in objects:
-                local.unlink()
+        if in_jobs(Path(os.path.realpath(folder)), Path(self.root)):
+            for rel, local in _files(folder).items():  # a node's folder: mirror it, so
+                if rel not in objects:                 # a newer run's deletions show
+                    local.unlink()
         return True
 
     def publish(self, path: Path) -> None:

@@ -179,3 +179,16 @@ def test_local_storage_adds_no_links_and_s3_needs_a_bucket(tmp_path: Path) -> No
         "audio_path": str(tmp_path)}
     with pytest.raises(ValidationError, match="s3_bucket"):
         Settings(storage_root=tmp_path, artifacts="s3")
+
+
+def test_fetching_a_callers_folder_adds_files_and_deletes_none(
+    machines: tuple[S3Artifacts, S3Artifacts],
+) -> None:
+    a, b = machines
+    write(Path(a.root) / "uploads" / "frames" / "kept.jpg", b"kept")
+    a.publish(Path(a.root) / "uploads" / "frames" / "kept.jpg")
+    mine = write(Path(b.root) / "uploads" / "frames" / "only-here.jpg", b"mine")
+    assert b.fetch(Path(b.root) / "uploads" / "frames", folder=True)
+    assert tree(Path(b.root) / "uploads" / "frames") == {"kept.jpg": b"kept",
+                                                         "only-here.jpg": b"mine"}
+    assert mine.exists()
