@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from nodes.inputs import fetch_inputs, reset_workdir
 from nodes.spec import NodeSpec, RunContext
-from reuse.artifacts import publish_outputs
+from reuse.artifacts import artifact_store, publish_outputs
 from reuse.redis_store import Fenced
 from reuse.settings import Settings
 from reuse.status import StageStatus
@@ -94,6 +94,7 @@ class NodeRunner:
         self.engine = engine
         self.on_finished = on_finished
         self.slots = asyncio.Semaphore(spec.max_concurrent_runs)
+        self.artifacts = artifact_store(settings)  # reuse/artifacts.py
 
     async def _write(self, op: str, *args: Any) -> Fenced | None:
         """A fenced write that outlives a store that is briefly away (Redis restarting):
@@ -128,8 +129,36 @@ class NodeRunner:
         reset_workdir(ctx.workdir)
         params = self.spec.params.model_validate(job.input_params)
         fetch_inputs(self.spec, job.input_params, self.settings)  # reuse/artifacts.py
-        output = self.spec.run(params, ctx)
-        return publish_outputs(ctx.workdir, output, self.settings)
+        return self.spec.run(params, ctx)
+
+    async def _beating(self, work: asyncio.Future[Any], key: tuple[str, str, int],
+                       ctx: RunContext) -> bool:
+        """Wait for `work`, renewing the lease every heartbeat_s with the progress. False
+        once the attempt was found superseded (its thread still runs to its end)."""
+        current = True
+        while not work.done():
+            await asyncio.wait({work}, timeout=self.settings.heartbeat_s)
+            if not work.done() and current:
+                beat = await self._write("heartbeat", *key, ctx.progress)
+                current = beat is None or beat.accepted  # no answer: keep going, try later
+                if not current:
+                    log.warning("attempt %s was superseded while running", key)
+        return current
+
+    async def _publish(self, key: tuple[str, str, int], ctx: RunContext,
+                       output: dict[str, Any]) -> dict[str, Any]:
+        """With a bucket: keep the node's folder there and link the output's files. Only an
+        attempt confirmed current publishes: its lease was just renewed, so no other attempt
+        can start while it publishes; an attempt cut off from the store (a zombie) would
+        otherwise replace the files of the attempt that replaced it."""
+        beat = await self._write("heartbeat", *key, ctx.progress)
+        if beat is None or not beat.accepted:
+            raise RuntimeError("the attempt could not be confirmed current; its files were "
+                               "not published")
+        work = asyncio.ensure_future(
+            asyncio.to_thread(publish_outputs, ctx.workdir, output, self.settings))
+        await self._beating(work, key, ctx)
+        return work.result()
 
     async def run(self, job: Job) -> StageStatus | None:
         """Run one claimed attempt to its end. Returns the final status, None if fenced out."""
@@ -160,18 +189,13 @@ class NodeRunner:
         begun = time.monotonic()
         self.observer.start()
         work = asyncio.ensure_future(asyncio.to_thread(self._call, job, ctx))
-        current = True
-        while not work.done():
-            await asyncio.wait({work}, timeout=self.settings.heartbeat_s)
-            if not work.done() and current:
-                beat = await self._write("heartbeat", *key, ctx.progress)
-                current = beat is None or beat.accepted  # no answer: keep going, try later
-                if not current:
-                    log.warning("attempt %s was superseded while running", key)
+        current = await self._beating(work, key, ctx)
         output: dict[str, Any] | None = None
         error: str | None = None
         try:
             output = work.result()
+            if self.artifacts.remote and current:
+                output = await self._publish(key, ctx, output)
         except Exception as exc:
             log.exception("node %s failed for %s", job.task_name, job.task_id)
             error = f"{type(exc).__name__}: {exc}"

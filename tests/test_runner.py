@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from nodes import registry
 from nodes.runner import Job, NodeRunner
 from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.status import ReuseMode, StageStatus
-from tests.conftest import target_settings
+from tests.conftest import make_settings, target_settings, unique
+from tests.loopback import LoopbackServer
 from tests.media import make_silent_video, make_video
+from tests.s3_server import S3Server
 
 
 @pytest.fixture
@@ -64,3 +69,54 @@ async def test_superseded_attempt_does_not_start(store: RedisStageStore, tmp_pat
     assert await NodeRunner(spec, store.settings, store).run(stale) is None
     stage = await store.read_stage("run-3", spec.name)
     assert stage is not None and stage.status is StageStatus.PENDING
+
+
+@pytest.fixture
+async def bucket_store(redis_url: str, s3_server: S3Server, tmp_path: Path
+                       ) -> AsyncIterator[RedisStageStore]:
+    """A store whose settings keep artifacts in the test S3 server, under a prefix of its own."""
+    s = make_settings(redis_url, tmp_path, heartbeat_s=0.05, **s3_server.settings(),
+                      s3_prefix=unique("runner"))
+    store = RedisStageStore(s)
+    yield store
+    await store.close()
+
+
+async def test_a_run_publishes_its_folder_and_links_its_files(
+    bucket_store: RedisStageStore, s3_server: S3Server, tmp_path: Path
+) -> None:
+    video = make_video(tmp_path / "in" / "v.mp4", seconds=2)
+    spec = registry.get("ffmpeg.extract_audio")
+    assert spec is not None
+    job = await claim(bucket_store, "pub-1", spec.name, {"video_path": str(video)})
+    assert await NodeRunner(spec, bucket_store.settings, bucket_store).run(job) \
+        is StageStatus.SUCCESS
+    stage = await bucket_store.read_stage("pub-1", spec.name)
+    assert stage is not None
+    audio = Path(stage.output["audio_path"])
+    prefix = f"{bucket_store.settings.s3_prefix}/jobs/pub-1/{spec.name}/"
+    assert s3_server.keys(prefix) == [prefix + audio.name]
+    assert httpx.get(stage.output["audio_path_url"]).content == audio.read_bytes()
+
+
+async def test_a_superseded_attempt_publishes_nothing(
+    bucket_store: RedisStageStore, s3_server: S3Server, loopback: LoopbackServer,
+    tmp_path: Path
+) -> None:
+    """A zombie (its attempt replaced while it ran) must not replace the files of the
+    attempt that replaced it: it finishes its work, but keeps it to itself."""
+    video = make_video(tmp_path / "in" / "v.mp4", seconds=2)
+    gate = unique("zombie")
+    src = loopback.serve_file(gate, video, gated=True)  # the run waits on its input
+    spec = registry.get("ffmpeg.extract_audio")
+    assert spec is not None
+    job = await claim(bucket_store, "pub-2", spec.name, {"video_path": src})
+    run = asyncio.ensure_future(NodeRunner(spec, bucket_store.settings, bucket_store).run(job))
+    while (await bucket_store.read_stage("pub-2", spec.name)).status is not StageStatus.RUNNING:
+        await asyncio.sleep(0.02)  # a bounded poll: the run fails the test if it never starts
+    replaced = await bucket_store.rerun("pub-2", spec.name, time.time() + 3600)
+    assert replaced is not None and replaced.attempt == job.attempt + 1
+    loopback.open_gate(gate)
+    assert await asyncio.wait_for(run, timeout=60) is None  # fenced out
+    assert (tmp_path / "jobs" / "pub-2" / spec.name).is_dir()  # it did run
+    assert s3_server.keys(f"{bucket_store.settings.s3_prefix}/jobs/pub-2/") == []
