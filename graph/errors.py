@@ -55,7 +55,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("Missing or wrong API key (when one is configured)."),
     413: _doc("The body or upload is larger than its configured limit."),
     422: _doc("A parameter is invalid; `detail` lists each problem."),
-    503: _doc("Redis is unavailable for a moment (Retry-After says when to try again)."),
+    503: _doc("Redis or the artifact store is unavailable for a moment (retry later; for "
+              "Redis, Retry-After says when)."),
 }
 
 

@@ -147,11 +147,12 @@ class StageStore:
                     if s.status.in_flight and (s.lease_expires_at or 0) > now]
             if busy and not force:
                 return DeleteOutcome(deleted=False, busy=busy)
+            folder = job_dir(self.settings.storage_root, task_id)
+            if stages:  # objects first: if the bucket fails, the job is still there to retry
+                await asyncio.to_thread(artifact_store(self.settings).remove, folder)
             found = bool(await self.store.delete_job(task_id))
             if found:
-                folder = job_dir(self.settings.storage_root, task_id)
                 await asyncio.to_thread(shutil.rmtree, folder, True)
-                await asyncio.to_thread(artifact_store(self.settings).remove, folder)
             return DeleteOutcome(deleted=found, busy=busy)
 
     # ---- the lease sweep ---------------------------------------------------------------

@@ -19,7 +19,13 @@ from reuse.errors import AddressRefused, InputError, TooLarge, brief
 from reuse.models import Stage
 from reuse.settings import Settings
 from reuse.status import StageStatus
-from reuse.storage import check_local_dir, check_local_file, confine, safe_name
+from reuse.storage import (
+    check_folder_input,
+    check_local_dir,
+    check_local_file,
+    confine,
+    safe_name,
+)
 
 
 def is_url(value: str) -> bool:
@@ -81,17 +87,19 @@ def check_file_params(spec: NodeSpec, params: dict[str, Any], settings: Settings
 
 
 def check_kept(value: object, settings: Settings, folder: bool) -> str:
-    """A confined path whose file (folder) is under the storage root, or in the artifact
-    store's bucket (a node on another machine made it, or it was uploaded there)."""
-    check = check_local_dir if folder else check_local_file
-    try:
-        return check(value, settings.storage_root)
-    except InputError:
-        store = artifact_store(settings)
-        path = confine(value, settings.storage_root)
-        if store.remote and store.has(path, folder):
-            return str(path)
-        raise
+    """A confined path whose file (folder) is kept: under the storage root, or, with an S3
+    artifact store, in its bucket (the truth there: a copy only one machine has is not)."""
+    root = settings.storage_root
+    path = confine(value, root)
+    if folder:
+        check_folder_input(path, root)
+    store = artifact_store(settings)
+    if not store.remote:
+        return check_local_dir(value, root) if folder else check_local_file(value, root)
+    if not store.has(path, folder):
+        kind = "folder" if folder else "file"
+        raise InputError(f"{brief(value)} is no {kind} in the artifact store's bucket")
+    return str(path)
 
 
 def fetch_inputs(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> None:
@@ -107,8 +115,8 @@ def fetch_inputs(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> 
         if not isinstance(value, str) or not value or is_url(value):
             continue
         if not store.fetch(confine(value, settings.storage_root), folder):
-            raise InputError(f"'{name}': {brief(value)} is neither under the storage root "
-                             "nor in the bucket")
+            raise InputError(f"'{name}': {brief(value)} is not in the artifact store's "
+                             "bucket")
 
 
 def fetch_input(value: str, workdir: Path, settings: Settings,

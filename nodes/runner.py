@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from nodes.inputs import fetch_inputs, reset_workdir
 from nodes.spec import NodeSpec, RunContext
-from reuse.artifacts import artifact_store, publish_outputs
+from reuse.artifacts import artifact_store, prune_attempts, publish_outputs
 from reuse.redis_store import Fenced
 from reuse.settings import Settings
 from reuse.status import StageStatus
-from reuse.storage import node_dir
+from reuse.storage import attempt_dir
 
 log = logging.getLogger("reelserve.runner")
 
@@ -183,7 +183,8 @@ class NodeRunner:
             return None
         ctx = RunContext(
             task_id=job.task_id, task_name=job.task_name, attempt=job.attempt,
-            workdir=node_dir(self.settings.storage_root, job.task_id, job.task_name),
+            workdir=attempt_dir(self.settings.storage_root, job.task_id, job.task_name,
+                                job.attempt),
             settings=self.settings, engine=self.engine, device=self.device,
         )
         begun = time.monotonic()
@@ -205,8 +206,19 @@ class NodeRunner:
             log.warning("late finish of %s rejected by the fence", key)
         self.observer.finish("superseded" if not accepted else "failed" if error else "success",
                              time.monotonic() - begun)
+        if accepted and error is None:
+            await self._prune(ctx)
         if self.on_finished is not None:
             await self.on_finished()
         if not accepted:
             return None
         return StageStatus.FAILED if error is not None else StageStatus.SUCCESS
+
+    async def _prune(self, ctx: RunContext) -> None:
+        """This attempt's result replaced the node's earlier ones: their folders go."""
+        try:
+            await asyncio.to_thread(prune_attempts, ctx.workdir.parent, ctx.attempt,
+                                    self.settings)
+        except Exception:  # the result stands; old folders then go with the job
+            log.exception("could not delete the earlier attempts of %s/%s", ctx.task_id,
+                          ctx.task_name)

@@ -29,7 +29,7 @@ class RunContext:
     task_id: str
     task_name: str
     attempt: int
-    workdir: Path  # <storage_root>/<task_id>/<task_name>/ - created, emptied per attempt
+    workdir: Path  # <storage_root>/jobs/<task_id>/<task_name>/<attempt>/ - made empty
     settings: Settings
     engine: Any = None  # what the spec's `load` made, once per replica
     device: str = "cpu"  # nodes.device.select_device() of the replica

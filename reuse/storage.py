@@ -1,7 +1,8 @@
 """The storage root: path rules, the jobs' folder layout, artifact checks.
 
-Layout: `<root>/jobs/<task_id>/<task_name>/` holds a node's artifacts (written only by
-the node runner, deleted only with the job); everything else under the root is the
+Layout: `<root>/jobs/<task_id>/<task_name>/<attempt>/` holds the artifacts of one attempt
+of a node (written only by the node runner; the node's other attempts' folders are deleted
+when one succeeds, all of them with the job); everything else under the root is the
 callers' (uploads, inputs). A path a caller names must stay inside the root once every
 symbolic link is resolved.
 """
@@ -43,6 +44,12 @@ def node_dir(root: Path, task_id: str, task_name: str) -> Path:
     return job_dir(root, task_id) / task_name
 
 
+def attempt_dir(root: Path, task_id: str, task_name: str, attempt: int) -> Path:
+    """An attempt's own folder: a re-run never writes where a reader of the last result,
+    or a run it replaced (a zombie), is."""
+    return node_dir(root, task_id, task_name) / str(attempt)
+
+
 def check_path_text(value: object) -> str:
     """A path as text: a string, no NUL, valid Unicode, within the OS's length limits."""
     if not isinstance(value, str):
@@ -82,6 +89,16 @@ def in_jobs(path: Path, root: Path) -> bool:
     """Is a confined path the jobs' folder or inside it?"""
     jobs = os.path.join(real_root(root), JOBS)
     return str(path) == jobs or str(path).startswith(jobs + os.sep)
+
+
+def check_folder_input(path: Path, root: Path) -> None:
+    """A folder input under `jobs/` must lie in one attempt's folder: `jobs/` or a whole
+    job would hand a node every artifact of every (or every other) node."""
+    if in_jobs(path, root):
+        depth = len(Path(path).relative_to(real_root(root)).parts)
+        if depth < 4:
+            raise InputError(f"a folder under '{JOBS}/' must be inside one attempt's folder "
+                             f"({JOBS}/<task_id>/<task_name>/<attempt>/...)")
 
 
 def check_local_file(value: object, root: Path) -> str:

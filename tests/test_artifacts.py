@@ -11,8 +11,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from reuse.artifacts import S3Artifacts, artifact_store, below, is_current, with_urls
-from reuse.errors import InputError
+from reuse.artifacts import artifact_store, with_urls
+from reuse.errors import InputError, TransientError
+from reuse.s3_artifacts import S3Artifacts, below, is_current
 from reuse.settings import Settings
 from tests.s3_server import S3Server
 
@@ -45,7 +46,7 @@ def tree(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_published_folder_is_mirrored_in_the_bucket_and_on_another_machine(
+def test_a_published_folder_is_mirrored_in_the_bucket_and_fetched_on_another_machine(
     machines: tuple[S3Artifacts, S3Artifacts], s3_server: S3Server
 ) -> None:
     a, b = machines
@@ -65,7 +66,8 @@ def test_a_published_folder_is_mirrored_in_the_bucket_and_on_another_machine(
     assert b.fetch(node_b, folder=True)
     assert tree(node_b) == tree(node_a)
 
-    # a new run on machine a: one file gone, one changed, one new; b's copy follows
+    # published again with one file gone, one changed, one new: the bucket mirrors it; b
+    # gets the changed and the new file (a fetch deletes no local file)
     (node_a / "keyframes" / "f1.jpg").unlink()
     write(node_a / "keyframes" / "f2.jpg", b"two, longer")
     write(node_a / "keyframes" / "f3.jpg", b"three")
@@ -73,7 +75,7 @@ def test_a_published_folder_is_mirrored_in_the_bucket_and_on_another_machine(
     assert s3_server.keys(prefix) == [prefix + k for k in
                                       ("keyframes/f2.jpg", "keyframes/f3.jpg", "manifest.json")]
     assert b.fetch(node_b, folder=True)
-    assert tree(node_b) == tree(node_a)
+    assert tree(node_b) == {**tree(node_a), "keyframes/f1.jpg": b"one"}
 
 
 def test_a_file_is_fetched_when_missing_or_stale_and_kept_when_current(
@@ -91,15 +93,36 @@ def test_a_file_is_fetched_when_missing_or_stale_and_kept_when_current(
     assert b.fetch(dst, folder=False) and dst.read_bytes() == b"video bytes"
 
 
-def test_a_file_only_one_machine_has_is_used_there_and_missing_elsewhere(
+def test_the_bucket_is_the_truth_a_copy_only_one_machine_has_is_not_kept(
     machines: tuple[S3Artifacts, S3Artifacts],
 ) -> None:
     a, b = machines
     only_a = write(Path(a.root) / "inputs" / "local.wav", b"x")
-    assert a.fetch(only_a, folder=False)
-    assert not b.fetch(Path(b.root) / "inputs" / "local.wav", folder=False)
-    assert not b.has(Path(b.root) / "inputs" / "local.wav")
+    assert not a.has(only_a) and not a.fetch(only_a, folder=False)
+    assert only_a.read_bytes() == b"x"  # left alone
+    gone = write(Path(a.root) / "uploads" / "gone.wav", b"y")
+    a.publish(gone)
+    assert a.remove(gone)
+    assert not a.fetch(gone, folder=False)  # deleted from the bucket: no input any more
     assert not b.fetch(Path(b.root) / "inputs" / "nothing", folder=True)
+
+
+def test_folder_markers_are_skipped_and_bucket_failures_are_transient(
+    machines: tuple[S3Artifacts, S3Artifacts], s3_server: S3Server, tmp_path: Path
+) -> None:
+    a, b = machines
+    folder = Path(a.root) / "uploads" / "frames"
+    client = s3_server.client()
+    client.put_object(Bucket=s3_server.bucket, Key=a.key(folder) + "/", Body=b"")  # a marker
+    client.put_object(Bucket=s3_server.bucket, Key=a.key(folder) + "/f.jpg", Body=b"f")
+    assert b.fetch(Path(b.root) / "uploads" / "frames", folder=True)
+    assert tree(Path(b.root) / "uploads" / "frames") == {"f.jpg": b"f"}
+
+    down = store(s3_server, tmp_path, "down", s3_endpoint="http://127.0.0.1:9")  # nothing
+    with pytest.raises(TransientError, match="artifact store is unavailable"):
+        down.has(tmp_path / "x.wav")
+    with pytest.raises(TransientError):
+        down.ping()
 
 
 def test_remove_deletes_a_folders_objects_and_a_files_object(

@@ -115,6 +115,11 @@ def test_a_path_neither_local_nor_in_the_bucket_is_refused(
 ) -> None:
     r = post_task(objects, unique("s3-none"), EXTRACT,
                   {"video_path": str(cache / "uploads" / "never.mp4")})
-    assert r.status_code == 422 and "does not exist under the storage root" in r.text
+    assert r.status_code == 422 and "no file in the artifact store's bucket" in r.text
     r = post_task(objects, unique("s3-out"), EXTRACT, {"video_path": "/etc/passwd"})
     assert r.status_code == 422 and "outside the storage root" in r.text
+    only_here = make_video(cache / "inputs" / "only-here.mp4", seconds=1)  # not uploaded
+    r = post_task(objects, unique("s3-local"), EXTRACT, {"video_path": str(only_here)})
+    assert r.status_code == 422 and "no file in the artifact store's bucket" in r.text
+    r = post_task(objects, unique("s3-jobs"), DETECT, {"keyframe_dir": str(cache / "jobs")})
+    assert r.status_code == 422 and "inside one attempt's folder" in r.text

@@ -148,7 +148,7 @@ def test_job_artifacts_live_under_jobs_and_files_api_cannot_delete_them(
     post_task(client, task_id, EXTRACT, {"video_path": str(video)})
     stage = wait_stage(client, task_id, EXTRACT)
     audio = Path(stage["output"]["audio_path"])
-    assert audio.parent == (storage_root / "jobs" / task_id / EXTRACT).resolve()
+    assert audio.parent == (storage_root / "jobs" / task_id / EXTRACT / "1").resolve()
     rel = str(audio.relative_to(storage_root.resolve()))
     assert client.get(f"/v1/files/{rel}").status_code == 200  # readable
     assert client.delete(f"/v1/files/{rel}").status_code == 422  # not deletable here

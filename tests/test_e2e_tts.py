@@ -93,7 +93,8 @@ def test_more_text_than_time_fails_before_any_synthesis(client: httpx.Client,
         stage = wait_stage(client, task_id, "indextts.generate_speech")
         assert stage["status"] == "FAILED" and message in stage["error"], stage["error"]
         folder = storage_root / "jobs" / task_id / "indextts.generate_speech"
-        assert not (folder / "segments").exists()  # refused before any synthesis
+        assert (folder / str(stage["attempt"])).is_dir()  # its folder: made, and
+        assert not (folder / str(stage["attempt"]) / "segments").exists()  # no synthesis
 
 
 def test_refused_and_failing_requests(client: httpx.Client) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nodes import registry
-from nodes.inputs import fetch_input, resolve_upstream
+from nodes.inputs import check_file_params, fetch_input, resolve_upstream
 from reuse.errors import InputError, TooLarge
 from reuse.models import Stage
 from reuse.settings import Settings
@@ -87,3 +87,17 @@ def test_a_download_over_its_limit_stops_and_leaves_nothing(
         fetch_input(url, workdir, settings, max_bytes=1 << 20)
     assert list((workdir / "inputs").iterdir()) == []  # the partial file is gone
     assert Path(fetch_input(url, workdir, settings)).stat().st_size == 3 << 20
+
+
+def test_a_folder_input_under_jobs_must_be_inside_one_attempts_folder(tmp_path: Path) -> None:
+    spec = registry.get("paddleocr.detect_subtitle_area")
+    assert spec is not None and spec.dir_params == ("keyframe_dir",)
+    settings = Settings(storage_root=tmp_path)
+    frames = tmp_path / "jobs" / "t" / "ffmpeg.extract_keyframes" / "1" / "keyframes"
+    frames.mkdir(parents=True)
+    for whole in ("jobs", "jobs/t", "jobs/t/ffmpeg.extract_keyframes"):
+        with pytest.raises(InputError, match="inside one attempt's folder"):
+            check_file_params(spec, {"keyframe_dir": whole}, settings)
+    params = {"keyframe_dir": str(frames)}
+    check_file_params(spec, params, settings)
+    assert params["keyframe_dir"] == str(frames.resolve())

@@ -13,6 +13,7 @@ import pytest
 
 from nodes import registry
 from nodes.runner import Job, NodeRunner
+from reuse.artifacts import artifact_store
 from reuse.redis_store import ClaimRequest, RedisStageStore
 from reuse.status import ReuseMode, StageStatus
 from tests.conftest import make_settings, target_settings, unique
@@ -46,7 +47,7 @@ async def test_runner_runs_a_real_node_to_success(store: RedisStageStore, tmp_pa
     stage = await store.read_stage("run-1", spec.name)
     assert stage is not None and stage.status is StageStatus.SUCCESS
     audio = Path(stage.output["audio_path"])
-    assert audio.is_file() and audio.parent == tmp_path / "jobs" / "run-1" / spec.name
+    assert audio.is_file() and audio.parent == tmp_path / "jobs" / "run-1" / spec.name / "1"
     assert stage.duration is not None and stage.progress == 1.0
 
 
@@ -86,6 +87,7 @@ async def test_a_run_publishes_its_folder_and_links_its_files(
     bucket_store: RedisStageStore, s3_server: S3Server, tmp_path: Path
 ) -> None:
     video = make_video(tmp_path / "in" / "v.mp4", seconds=2)
+    artifact_store(bucket_store.settings).publish(video)  # as an upload would
     spec = registry.get("ffmpeg.extract_audio")
     assert spec is not None
     job = await claim(bucket_store, "pub-1", spec.name, {"video_path": str(video)})
@@ -94,7 +96,7 @@ async def test_a_run_publishes_its_folder_and_links_its_files(
     stage = await bucket_store.read_stage("pub-1", spec.name)
     assert stage is not None
     audio = Path(stage.output["audio_path"])
-    prefix = f"{bucket_store.settings.s3_prefix}/jobs/pub-1/{spec.name}/"
+    prefix = f"{bucket_store.settings.s3_prefix}/jobs/pub-1/{spec.name}/1/"
     assert s3_server.keys(prefix) == [prefix + audio.name]
     assert httpx.get(stage.output["audio_path_url"]).content == audio.read_bytes()
 
@@ -118,5 +120,37 @@ async def test_a_superseded_attempt_publishes_nothing(
     assert replaced is not None and replaced.attempt == job.attempt + 1
     loopback.open_gate(gate)
     assert await asyncio.wait_for(run, timeout=60) is None  # fenced out
-    assert (tmp_path / "jobs" / "pub-2" / spec.name).is_dir()  # it did run
+    assert (tmp_path / "jobs" / "pub-2" / spec.name / str(job.attempt)).is_dir()  # it ran
     assert s3_server.keys(f"{bucket_store.settings.s3_prefix}/jobs/pub-2/") == []
+
+
+async def rerun(store: RedisStageStore, job: Job) -> Job:
+    """The same node of the same job claimed again with reuse off: the next attempt."""
+    outcome = await store.claim(ClaimRequest(
+        task_id=job.task_id, task_name=job.task_name, reuse_keys=["audio_path"],
+        mode=ReuseMode.OFF, input_params=job.input_params, fingerprint="fp",
+        request_params={}))
+    return job.model_copy(update={"attempt": outcome.stage.attempt})
+
+
+async def test_each_attempt_writes_its_own_folder_and_a_success_deletes_the_others(
+    bucket_store: RedisStageStore, s3_server: S3Server, tmp_path: Path
+) -> None:
+    video = make_video(tmp_path / "in" / "v.mp4", seconds=2)
+    artifact_store(bucket_store.settings).publish(video)
+    spec = registry.get("ffmpeg.extract_audio")
+    assert spec is not None
+    node = tmp_path / "jobs" / "pub-3" / spec.name
+    prefix = f"{bucket_store.settings.s3_prefix}/jobs/pub-3/{spec.name}/"
+    first = await claim(bucket_store, "pub-3", spec.name, {"video_path": str(video)})
+    runner = NodeRunner(spec, bucket_store.settings, bucket_store)
+    assert await runner.run(first) is StageStatus.SUCCESS
+    second = await rerun(bucket_store, first)
+    assert second.attempt == first.attempt + 1
+    assert await runner.run(second) is StageStatus.SUCCESS
+    stage = await bucket_store.read_stage("pub-3", spec.name)
+    assert stage is not None
+    assert Path(stage.output["audio_path"]).parent == node / str(second.attempt)
+    assert sorted(p.name for p in node.iterdir()) == [str(second.attempt)]
+    assert s3_server.keys(prefix) == [f"{prefix}{second.attempt}/"
+                                      f"{Path(stage.output['audio_path']).name}"]
