@@ -127,7 +127,11 @@ async def save(root: Path, upload: UploadFile, folder: str, limit: int,
     parts = folder_parts(root, folder)
     size = await asyncio.to_thread(write_upload, root, parts, name, upload.file, limit)
     path = os.path.join(real_root(root), *parts, name)
-    await asyncio.to_thread(store.publish, Path(path))
+    try:
+        await asyncio.to_thread(store.publish, Path(path))
+    except Exception:  # not kept: not left behind half-stored either
+        await asyncio.to_thread(Path(path).unlink, True)
+        raise
     return {"path": path, "size": size}
 
 
