@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -90,7 +91,11 @@ def _open_folder(root: Path, parts: list[str]) -> int:
     return fd
 
 
-def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: int) -> int:
+def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: int,
+                 keep: Callable[[BinaryIO], float | None] | None = None) -> int:
+    """Write the upload under a temporary name, let `keep` store its bytes (the artifact
+    store, before the file is in place: a fetch meanwhile cannot bring the old object back
+    over it), then rename it into place with the mtime `keep` returned."""
     folder = _open_folder(root, parts)
     tmp = f".upload-{uuid.uuid4().hex}"
     try:
@@ -100,17 +105,23 @@ def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: 
             existing = None
         if existing is not None and not stat.S_ISREG(existing.st_mode):
             raise Conflict(f"{brief(name)} exists and is not a regular file (a link or folder)")
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
                       dir_fd=folder)
         size = 0
-        with os.fdopen(out, "wb") as fh:
+        stamp = None
+        with os.fdopen(out, "w+b") as fh:
             while chunk := src.read(1 << 20):
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(f"the upload is larger than {limit} bytes")
                 fh.write(chunk)
+            if keep is not None:
+                fh.seek(0)
+                stamp = keep(fh)
         # rename replaces the name itself: a link put there meanwhile is replaced, not followed
         os.rename(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        if stamp is not None:
+            os.utime(name, (stamp, stamp), dir_fd=folder, follow_symlinks=False)
         return size
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -122,16 +133,12 @@ def write_upload(root: Path, parts: list[str], name: str, src: BinaryIO, limit: 
 
 async def save(root: Path, upload: UploadFile, folder: str, limit: int,
                store: Artifacts) -> dict[str, Any]:
-    """Write the upload under the root, then keep it in the artifact store (if remote)."""
+    """Write the upload under the root, kept in the artifact store first (if remote)."""
     name = upload_name(upload.filename)
     parts = folder_parts(root, folder)
-    size = await asyncio.to_thread(write_upload, root, parts, name, upload.file, limit)
     path = os.path.join(real_root(root), *parts, name)
-    try:
-        await asyncio.to_thread(store.publish, Path(path))
-    except Exception:  # not kept: not left behind half-stored either
-        await asyncio.to_thread(Path(path).unlink, True)
-        raise
+    keep = (lambda fh: store.keep_upload(Path(path), fh)) if store.remote else None
+    size = await asyncio.to_thread(write_upload, root, parts, name, upload.file, limit, keep)
     return {"path": path, "size": size}
 
 

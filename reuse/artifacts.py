@@ -22,9 +22,9 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
-from reuse.s3_artifacts import S3Artifacts
+from reuse.s3_artifacts import S3Artifacts, is_older_attempt
 from reuse.settings import Settings
 from reuse.storage import real_root
 
@@ -47,12 +47,17 @@ class Artifacts(Protocol):
         """Keep a local file, or mirror a local folder (objects no longer in it go)."""
         ...
 
+    def keep_upload(self, path: Path, src: BinaryIO) -> float | None:
+        """Keep `src`'s bytes as the file `path`, before they are put in place there.
+        Returns the mtime that makes the local file read as current (None: local)."""
+        ...
+
     def remove(self, path: Path) -> bool:
         """Delete a file's or folder's objects. True if there were any."""
         ...
 
-    def prune(self, folder: Path, keep: str) -> None:
-        """Delete a folder's objects except those under its subfolder `keep`."""
+    def prune(self, folder: Path, keep: int) -> None:
+        """Delete the objects of a node folder's attempts before attempt `keep`."""
         ...
 
     def url(self, path: Path, folder: bool) -> str | None:
@@ -78,10 +83,13 @@ class LocalArtifacts:
     def publish(self, path: Path) -> None:
         pass
 
+    def keep_upload(self, path: Path, src: BinaryIO) -> float | None:
+        return None
+
     def remove(self, path: Path) -> bool:
         return False
 
-    def prune(self, folder: Path, keep: str) -> None:
+    def prune(self, folder: Path, keep: int) -> None:
         pass
 
     def url(self, path: Path, folder: bool) -> str | None:
@@ -138,14 +146,15 @@ def with_urls(output: dict[str, Any], store: Artifacts, root: Path) -> dict[str,
 
 
 def prune_attempts(node_folder: Path, keep: int, settings: Settings) -> None:
-    """After attempt `keep` of a node succeeded: delete the node's other attempts' folders,
-    here and in the bucket (their results were replaced; a run still writing in one is a
-    zombie, fenced out)."""
+    """After attempt `keep` of a node succeeded: delete the folders of its attempts before
+    it, here and in the bucket (their results were replaced; a run still writing in one is
+    a zombie, fenced out). A newer attempt's folder, or any other, is left alone."""
     if node_folder.is_dir():
         for child in node_folder.iterdir():
-            if child.name != str(keep) and child.is_dir() and not child.is_symlink():
+            if (is_older_attempt(child.name, keep) and child.is_dir()
+                    and not child.is_symlink()):
                 shutil.rmtree(child, ignore_errors=True)
-    artifact_store(settings).prune(node_folder, str(keep))
+    artifact_store(settings).prune(node_folder, keep)
 
 
 def publish_outputs(workdir: Path, output: dict[str, Any], settings: Settings

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from reuse.errors import InputError, TransientError, brief
 from reuse.settings import Settings
-from reuse.storage import real_root
+from reuse.storage import JOBS, real_root
 
 log = logging.getLogger("reelserve.artifacts")
 WORKERS = 8  # parallel transfers of one folder (keyframes: thousands of small files)
@@ -155,8 +155,11 @@ class S3Artifacts:
 
     def _fetch_folder(self, folder: Path, prefix: str) -> bool:
         objects = self._list(prefix)
-        if not objects:
-            return False
+        if not objects:  # an empty folder is kept as its marker (`publish`)
+            if not self._any(prefix):
+                return False
+            folder.mkdir(parents=True, exist_ok=True)
+            return True
         targets = {rel: below(folder, rel) for rel in objects}
         stale = [rel for rel, (size, modified) in objects.items()
                  if not is_current(targets[rel], size, modified)]
@@ -166,6 +169,10 @@ class S3Artifacts:
         except (IsADirectoryError, NotADirectoryError) as exc:  # keys `a` and `a/b`
             raise InputError(f"the bucket holds both a file and a folder at {exc.filename!r}"
                              ) from exc
+        if in_attempt(folder, self.root):  # written once, but a job deleted and made again
+            for rel, local in _files(folder).items():  # reuses its attempt numbers: its
+                if rel not in objects and not local.name.startswith(".fetch-"):  # old
+                    local.unlink(missing_ok=True)  # files must not show through
         return True
 
     def publish(self, path: Path) -> None:
@@ -185,8 +192,17 @@ class S3Artifacts:
                    if rel not in kept or not is_current(file, *kept[rel])]
         _each(changed, lambda rel: self.client.upload_file(str(local[rel]), self.bucket,
                                                            prefix + rel))
+        for empty in _empty_folders(real, local):  # a marker keeps an empty folder an output
+            self.client.put_object(Bucket=self.bucket, Key=f"{prefix}{empty}", Body=b"")
         self._delete([prefix + rel for rel in kept if rel not in local])
         self._stamp(local, self._list(prefix))
+
+    def keep_upload(self, path: Path, src: BinaryIO) -> float | None:
+        key = self.key(path)
+        with answering():
+            self.client.upload_fileobj(src, self.bucket, key)
+            head = self._head(key)
+        return None if head is None else float(head["LastModified"].timestamp())
 
     def _head_listing(self, key: str) -> dict[str, tuple[int, datetime]]:
         head = self._head(key)
@@ -220,11 +236,11 @@ class S3Artifacts:
             self._delete(keys)
         return bool(keys)
 
-    def prune(self, folder: Path, keep: str) -> None:
+    def prune(self, folder: Path, keep: int) -> None:
         prefix = self.key(folder) + "/"
         with answering():
             self._delete([prefix + rel for rel in self._list(prefix)
-                          if not rel.startswith(keep + "/")])
+                          if is_older_attempt(rel.split("/", 1)[0], keep)])
 
     def url(self, path: Path, folder: bool) -> str | None:
         key = self.key(path)
@@ -255,6 +271,37 @@ def answering() -> Iterator[None]:
         log.warning("the artifact store failed: %r", exc)
         raise TransientError("the artifact store is unavailable right now; retry shortly"
                              ) from exc
+
+
+def is_older_attempt(name: str, keep: int) -> bool:
+    """Is a folder of a node's folder an attempt before `keep`? (A newer one, or anything
+    that is no attempt number, is left alone.)"""
+    return name.isdigit() and name.isascii() and int(name) < keep
+
+
+def in_attempt(folder: Path, root: str) -> bool:
+    """Is a folder inside one attempt's folder, `jobs/<task_id>/<task_name>/<attempt>/`?"""
+    real = os.path.realpath(folder)
+    if not real.startswith(root + os.sep):
+        return False
+    parts = Path(real[len(root) + 1:]).parts
+    return len(parts) >= 4 and parts[0] == JOBS
+
+
+def _empty_folders(folder: Path, files: Iterable[str]) -> list[str]:
+    """Folders with no file at any depth below them, as `rel/` (`""` for `folder`), given
+    the folder's files by relative path."""
+    full: set[str] = set()
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        full.update("/".join(parts[:i]) for i in range(len(parts) + 1))
+    empty = []
+    for here, _dirs, _names in os.walk(folder):
+        rel = Path(here).relative_to(folder).as_posix()
+        rel = "" if rel == "." else rel
+        if rel not in full:
+            empty.append(rel + "/" if rel else "")
+    return empty
 
 
 def _files(folder: Path) -> dict[str, Path]:

@@ -94,6 +94,8 @@ def in_jobs(path: Path, root: Path) -> bool:
 def check_folder_input(path: Path, root: Path) -> None:
     """A folder input under `jobs/` must lie in one attempt's folder: `jobs/` or a whole
     job would hand a node every artifact of every (or every other) node."""
+    if str(path) == real_root(root):
+        raise InputError("the storage root itself cannot be a folder input")
     if in_jobs(path, root):
         depth = len(Path(path).relative_to(real_root(root)).parts)
         if depth < 4:

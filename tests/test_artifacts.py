@@ -3,15 +3,18 @@ two storage roots stand for two machines that share only the bucket."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
-from reuse.artifacts import artifact_store, with_urls
+from graph.files import write_upload
+from reuse.artifacts import artifact_store, prune_attempts, with_urls
 from reuse.errors import InputError, TransientError
 from reuse.s3_artifacts import S3Artifacts, below, is_current
 from reuse.settings import Settings
@@ -215,3 +218,71 @@ def test_fetching_a_callers_folder_adds_files_and_deletes_none(
     assert tree(Path(b.root) / "uploads" / "frames") == {"kept.jpg": b"kept",
                                                          "only-here.jpg": b"mine"}
     assert mine.exists()
+
+
+def test_an_empty_folder_is_kept_and_fetched_as_a_folder(
+    machines: tuple[S3Artifacts, S3Artifacts],
+) -> None:
+    a, b = machines
+    node = Path(a.root) / "jobs" / "t5" / "ffmpeg.crop_subtitle_images" / "1"
+    (node / "crops").mkdir(parents=True)  # no text found: an empty output folder
+    write(node / "info.json", b"{}")
+    a.publish(node)
+    crops = Path(b.root) / "jobs" / "t5" / "ffmpeg.crop_subtitle_images" / "1" / "crops"
+    assert b.has(crops, folder=True)
+    assert b.fetch(crops, folder=True) and crops.is_dir() and list(crops.iterdir()) == []
+
+
+def test_a_job_made_again_under_its_task_id_shows_none_of_the_old_files(
+    machines: tuple[S3Artifacts, S3Artifacts],
+) -> None:
+    """Attempt numbers start at 1 again after a job is deleted: another machine's cached
+    copy of the old attempt folder must not show through."""
+    a, b = machines
+    frames_a = Path(a.root) / "jobs" / "t6" / "ffmpeg.extract_keyframes" / "1" / "keyframes"
+    for i in range(4):
+        write(frames_a / f"frame_{i}.jpg", b"old %d" % i)
+    a.publish(frames_a.parent)
+    frames_b = Path(b.root) / "jobs" / "t6" / "ffmpeg.extract_keyframes" / "1" / "keyframes"
+    assert b.fetch(frames_b, folder=True) and len(tree(frames_b)) == 4
+    assert a.remove(Path(a.root) / "jobs" / "t6")
+    shutil.rmtree(Path(a.root) / "jobs" / "t6")
+    write(frames_a / "frame_0.jpg", b"new zero")
+    write(frames_a / "frame_1.jpg", b"new one")
+    a.publish(frames_a.parent)
+    in_flight = write(frames_b / ".fetch-0123", b"another fetch's download")
+    assert b.fetch(frames_b, folder=True)
+    assert tree(frames_b) == {".fetch-0123": b"another fetch's download",
+                              "frame_0.jpg": b"new zero", "frame_1.jpg": b"new one"}
+    assert in_flight.exists()
+
+
+def test_a_success_deletes_only_the_attempts_before_it(
+    machines: tuple[S3Artifacts, S3Artifacts], s3_server: S3Server
+) -> None:
+    a, _ = machines
+    node = Path(a.root) / "jobs" / "t7" / "ffmpeg.extract_audio"
+    for name in ("1", "2", "3", "10", "other"):
+        write(node / name / "audio.wav", name.encode())
+        a.publish(node / name)
+    prune_attempts(node, 3, a.settings)
+    assert sorted(p.name for p in node.iterdir()) == ["10", "3", "other"]
+    prefix = a.key(node) + "/"
+    assert s3_server.keys(prefix) == [prefix + f"{n}/audio.wav" for n in ("10", "3", "other")]
+
+
+def test_an_upload_is_in_the_bucket_before_it_is_in_place(tmp_path: Path) -> None:
+    """`keep` stores the bytes while the final name still holds the old file, so a fetch
+    meanwhile cannot bring the old object back over the new upload."""
+    (tmp_path / "uploads").mkdir()
+    final = write(tmp_path / "uploads" / "clip.mp4", b"old")
+    seen: list[bytes] = []
+
+    def keep(fh: BinaryIO) -> float:
+        seen.extend([fh.read(), final.read_bytes()])
+        return 1_700_000_000.0
+
+    assert write_upload(tmp_path, ["uploads"], "clip.mp4", io.BytesIO(b"new bytes"), 1024,
+                        keep) == 9
+    assert seen == [b"new bytes", b"old"]
+    assert final.read_bytes() == b"new bytes" and final.stat().st_mtime == 1_700_000_000.0

@@ -98,6 +98,9 @@ def test_a_folder_input_under_jobs_must_be_inside_one_attempts_folder(tmp_path: 
     for whole in ("jobs", "jobs/t", "jobs/t/ffmpeg.extract_keyframes"):
         with pytest.raises(InputError, match="inside one attempt's folder"):
             check_file_params(spec, {"keyframe_dir": whole}, settings)
+    for root in (".", str(tmp_path), "jobs/.."):
+        with pytest.raises(InputError, match="storage root itself"):
+            check_file_params(spec, {"keyframe_dir": root}, settings)
     params = {"keyframe_dir": str(frames)}
     check_file_params(spec, params, settings)
     assert params["keyframe_dir"] == str(frames.resolve())
