@@ -90,7 +90,7 @@ def test_split_audio_segments_honours_its_options(client: httpx.Client, video: P
     assert sf.info(files[0]).samplerate == 8000
     assert abs(out["total_duration"] - (1.2 + 1.8)) < 0.01
     info = json.loads(Path(out["split_info_file"]).read_text())
-    assert info["audio_path"].endswith("ffmpeg.extract_audio/audio.wav")  # from upstream
+    assert info["audio_path"].endswith("ffmpeg.extract_audio/1/audio.wav")  # from upstream
 
 
 def test_split_by_speaker_from_json(client: httpx.Client, video: Path, storage_root: Path) -> None:
