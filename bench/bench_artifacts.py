@@ -85,7 +85,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for minutes in args.minutes:
-                rel = f"jobs/bench-{minutes:g}/ffmpeg.extract_keyframes"
+                rel = f"jobs/bench-{minutes:g}/ffmpeg.extract_keyframes/1"
                 src = Path(tmp) / f"src-{minutes:g}"
                 make_node(src / rel, minutes)
                 times: dict[str, list[float]] = {"copy": [], "publish": [], "fetch": []}

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -97,9 +98,12 @@ def s3_server() -> Iterator[S3Server]:
 
 @pytest.fixture(params=["valkey", "valkey-cluster"])
 def store_target(request: pytest.FixtureRequest, redis_url: str) -> dict[str, Any]:
-    """The store tests run on one Valkey and on a 3-primary Valkey Cluster."""
+    """The store tests run on one Valkey and on a 3-primary Valkey Cluster. On the single
+    Valkey they use database 1: the session's graph (database 0) has a CallbackSender that
+    takes every due delivery it finds there, the tests' own included."""
     if request.param == "valkey":
-        return {"redis_url": redis_url, "redis_cluster": False}
+        return {"redis_url": urlsplit(redis_url)._replace(path="/1").geturl(),
+                "redis_cluster": False}
     return {"redis_url": request.getfixturevalue("valkey_cluster"), "redis_cluster": True}
 
 
