@@ -29,9 +29,6 @@ HEADER = """\
 # would replace the builder's options whole: set resources in args instead.
 """
 
-
-
-
 def platform_deployments() -> list[dict[str, Any]]:
     """Ingress, StageStore, CallbackSender with the options their decorators declare."""
     platform = (as_deployment(c) for c in (Ingress, StageStore, CallbackSender))

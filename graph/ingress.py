@@ -64,8 +64,6 @@ def describe(spec: NodeSpec) -> dict[str, Any]:
 
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="The job.")]
 
-
-
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=1000)
 @serve.ingress(api)
 class Ingress:

@@ -21,9 +21,9 @@ from reuse.settings import Settings
 from reuse.status import StageStatus
 from reuse.storage import (
     check_folder_input,
-    check_local_dir,
     check_local_file,
     confine,
+    not_local,
     safe_name,
 )
 
@@ -94,12 +94,12 @@ def check_kept(value: object, settings: Settings, folder: bool) -> str:
     if folder:
         check_folder_input(path, root)
     store = artifact_store(settings)
-    if not store.remote:
-        return check_local_dir(value, root) if folder else check_local_file(value, root)
-    if not store.has(path, folder):
+    if store.has(path, folder):  # local: a stat call; S3: the bucket
+        return str(path)
+    if store.remote:
         kind = "folder" if folder else "file"
         raise InputError(f"{brief(value)} is no {kind} in the artifact store's bucket")
-    return str(path)
+    raise not_local(value, folder)
 
 
 def fetch_inputs(spec: NodeSpec, params: dict[str, Any], settings: Settings) -> None:

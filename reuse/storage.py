@@ -103,17 +103,23 @@ def check_folder_input(path: Path, root: Path) -> None:
                              f"({JOBS}/<task_id>/<task_name>/<attempt>/...)")
 
 
+def not_local(value: object, folder: bool) -> InputError:
+    """The error for a confined path with no file (folder) behind it."""
+    return InputError(f"{brief(value)} is not a folder under the storage root" if folder
+                      else f"{brief(value)} does not exist under the storage root")
+
+
 def check_local_file(value: object, root: Path) -> str:
     path = confine(value, root)
     if not os.path.isfile(path):  # False (never an error) for a name too long or a loop
-        raise InputError(f"{brief(value)} does not exist under the storage root")
+        raise not_local(value, folder=False)
     return str(path)
 
 
 def check_local_dir(value: object, root: Path) -> str:
     path = confine(value, root)
     if not os.path.isdir(path):
-        raise InputError(f"{brief(value)} is not a folder under the storage root")
+        raise not_local(value, folder=True)
     return str(path)
 
 
